@@ -1,0 +1,106 @@
+"""Checkpoints: safetensors weights with the JSON run config and training state as metadata.
+
+One file holds a whole run (`checkpoint.safetensors` in the run directory: G, G_ema, D,
+optimizer moments, progress); `export_generator` writes the G_ema weights alone. Files are
+written atomically (temporary file + rename) so an interrupted save never leaves a broken
+checkpoint. Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from posgen.config import ConfigError, RunConfig, run_config_from_dict
+from posgen.models import Generator
+
+FORMAT = "posgen-checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+class CheckpointError(ValueError):
+    """An unreadable or incompatible checkpoint; one-line message naming the file."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename the temporary file over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save(path: Path, tensors: dict[str, torch.Tensor], config: RunConfig, state: dict[str, Any]) -> None:
+    meta = {"format": FORMAT, "config": json.dumps(config.to_dict()), "state": json.dumps(state)}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def resolve(path: str | Path) -> Path:
+    """A run directory or a .safetensors file -> the checkpoint file."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return p
+
+
+def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str, Any]]:
+    """-> (tensors, run config, training state)."""
+    p = resolve(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(p))
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read checkpoint {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a posgen checkpoint")
+    try:
+        config = run_config_from_dict(json.loads(meta["config"]))
+        state = json.loads(meta.get("state", "{}"))
+    except (ConfigError, json.JSONDecodeError, KeyError) as e:
+        raise CheckpointError(f"bad config in checkpoint {p}: {e}") from None
+    return tensors, config, state
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, RunConfig, dict[str, Any]]:
+    """The EMA generator of a checkpoint (G when no EMA is stored), in eval mode."""
+    tensors, config, state = load(path)
+    weights = prefixed(tensors, "G_ema") or prefixed(tensors, "G")
+    if not weights:
+        raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
+    G = Generator(config.model)
+    missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {resolve(path)} does not match its config "
+                              f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+    return G.to(device).eval().requires_grad_(False), config, state
+
+
+def export_generator(src: str | Path, dst: str | Path, half: bool = True) -> Path:
+    """Write the EMA generator alone (float16 by default): a small file for sharing."""
+    tensors, config, state = load(src)
+    weights = prefixed(tensors, "G_ema") or prefixed(tensors, "G")
+    dtype = torch.float16 if half else torch.float32
+    out = {f"G_ema.{k}": (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
+    keep = {k: state[k] for k in ("step", "kimg", "seconds") if k in state}
+    save(Path(dst), out, config, keep)
+    return Path(dst)

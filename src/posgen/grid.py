@@ -1,0 +1,166 @@
+"""Where each output pixel sits: the coordinate grid every posgen generator renders on.
+
+A generator is a function of (latent, grid). The frame is continuous and measured in
+output-pixel units of the training resolution: on the default grid, pixel (row i, col j)
+sits at (x=j, y=i). A `Grid` is a lattice of size (H, W) plus an affine map (3x3, acting
+on homogeneous lattice indices (j, i, 1)) into that frame, optionally with a period
+(a circular roll takes coordinates modulo the canvas). A `PointGrid` is an arbitrary set
+of points, for pixel-independent generators (CIPS).
+
+Convolutional generators ask for the lattice coordinates at each of their scales with
+`Grid.scale_coords(stride, margin)`: a feature pixel at a scale with stride f covers f x f
+output pixels, so its centre lies at output index f*a + (f-1)/2 and a shift of k output
+pixels becomes a shift of k/f at that scale (Choi et al. Sec. 3.4). This is the same
+half-pixel convention as bilinear resampling with align_corners=False.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Grid", "PointGrid"]
+
+
+def _translation(tx: float, ty: float) -> torch.Tensor:
+    m = torch.eye(3, dtype=torch.float64)
+    m[0, 2], m[1, 2] = tx, ty
+    return m
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A lattice of `height` x `width` output pixels placed in the frame by `affine`.
+
+    `affine` maps homogeneous lattice indices (j, i, 1) to frame coordinates (x, y, 1).
+    `period` (py, px), when set, makes coordinates wrap modulo the canvas (circular roll).
+    Grids are immutable; every transform returns a new grid.
+    """
+
+    height: int
+    width: int
+    affine: torch.Tensor = field(default_factory=lambda: torch.eye(3, dtype=torch.float64))
+    period: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.height) != self.height or int(self.width) != self.width or self.height < 1 or self.width < 1:
+            raise ValueError(f"grid size must be positive integers, got {self.height}x{self.width}")
+        affine = torch.as_tensor(self.affine, dtype=torch.float64)
+        if affine.shape != (3, 3):
+            raise ValueError(f"grid affine must be 3x3, got {tuple(affine.shape)}")
+        object.__setattr__(self, "affine", affine)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    # ---- transforms -------------------------------------------------------------------
+    def shift(self, dy: float, dx: float) -> Grid:
+        """Move the image content by (dy, dx) output pixels (down, right); fractional allowed.
+
+        The pixel at lattice (i, j) then shows what the unshifted grid had at (i - dy, j - dx).
+        """
+        return Grid(self.height, self.width, _translation(-dx, -dy) @ self.affine, self.period)
+
+    def roll(self, dy: float, dx: float) -> Grid:
+        """Circular shift (Choi et al. Sec. 3): like `shift`, with coordinates taken modulo the canvas."""
+        period = self.period or (float(self.height), float(self.width))
+        return Grid(self.height, self.width, _translation(-dx, -dy) @ self.affine, period)
+
+    def zoom(self, factor: float) -> Grid:
+        """Same extent, `factor` times denser sampling: the lattice grows to round(H*s) x round(W*s).
+
+        Pixel edges stay aligned: the extent [-1/2, W - 1/2] maps onto itself.
+        """
+        if factor <= 0:
+            raise ValueError(f"zoom factor must be positive, got {factor}")
+        h, w = max(1, round(self.height * factor)), max(1, round(self.width * factor))
+        sy, sx = self.height / h, self.width / w
+        # new index k -> old index (k + 1/2) * s - 1/2
+        m = torch.tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        return Grid(h, w, self.affine @ m, self.period)
+
+    def resize(self, height: int, width: int) -> Grid:
+        """Bigger or smaller canvas with the same spacing ("expand"): the top-left pixel stays put."""
+        return Grid(height, width, self.affine, self.period)
+
+    def center_crop_resize(self, height: int, width: int) -> Grid:
+        """Same spacing, new canvas size, keeping the canvas centre fixed (extrapolate on all sides)."""
+        oy, ox = (height - self.height) / 2, (width - self.width) / 2
+        return Grid(height, width, self.affine @ _translation(-ox, -oy), self.period)
+
+    def rotate(self, angle: float, center: tuple[float, float] | None = None) -> Grid:
+        """Rotate the image content by `angle` radians (counter-clockwise on screen) about `center` (y, x)."""
+        cy, cx = center if center is not None else ((self.height - 1) / 2, (self.width - 1) / 2)
+        c, s = math.cos(angle), math.sin(angle)
+        # content rotates by +angle, so coordinates rotate by -angle (y axis points down)
+        rot = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        return Grid(self.height, self.width, _translation(cx, cy) @ rot @ _translation(-cx, -cy) @ self.affine, self.period)
+
+    # ---- coordinates --------------------------------------------------------------------
+    def coords(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Frame coordinates of every output pixel, [2, H, W] with channels (x, y)."""
+        return self.scale_coords(1, 0, device=device, dtype=dtype)
+
+    def scale_lattice(self, stride: int, margin: int = 0) -> tuple[int, int]:
+        """Lattice size at a scale with `stride`: enough feature pixels to cover the grid, plus margins."""
+        return (math.ceil(self.height / stride) + 2 * margin, math.ceil(self.width / stride) + 2 * margin)
+
+    def scale_coords(
+        self,
+        stride: int,
+        margin: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Coordinates in units of a scale with `stride` f, [2, h + 2m, w + 2m] with channels (x, y).
+
+        Feature pixel a (from -margin on) covers output indices f*a .. f*a + f - 1; its coordinate
+        is u = (X(f*a + (f-1)/2) - (f-1)/2) / f where X is the grid's affine map, so on the
+        default grid u = a, and a shift of k output pixels shifts u by k/f.
+        """
+        h, w = self.scale_lattice(stride, margin)
+        c = (stride - 1) / 2
+        a_y = torch.arange(h, dtype=torch.float64) - margin
+        a_x = torch.arange(w, dtype=torch.float64) - margin
+        iy, ix = torch.meshgrid(a_y * stride + c, a_x * stride + c, indexing="ij")
+        ones = torch.ones_like(ix)
+        xy = torch.einsum("rk,khw->rhw", self.affine[:2], torch.stack([ix, iy, ones]))
+        u = (xy - c) / stride  # [2, h, w]
+        if self.period is not None:
+            period = torch.tensor([self.period[1], self.period[0]], dtype=torch.float64).view(2, 1, 1) / stride
+            u = torch.remainder(u, period)
+        return u.to(device=device, dtype=dtype)
+
+    def is_translation(self) -> bool:
+        """True when the map is a pure (possibly fractional) translation of the default lattice."""
+        return bool(torch.allclose(self.affine[:2, :2], torch.eye(2, dtype=torch.float64)))
+
+    def describe(self) -> dict:
+        return {
+            "size": [self.height, self.width],
+            "affine": [[round(v, 6) for v in row] for row in self.affine.tolist()],
+            "period": list(self.period) if self.period else None,
+        }
+
+
+@dataclass(frozen=True)
+class PointGrid:
+    """An arbitrary set of P points (x, y) in the frame, for pixel-independent generators."""
+
+    points: torch.Tensor  # [P, 2] (x, y)
+
+    def __post_init__(self) -> None:
+        pts = torch.as_tensor(self.points, dtype=torch.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points must be [P, 2] (x, y), got {tuple(pts.shape)}")
+        object.__setattr__(self, "points", pts)
+
+    @classmethod
+    def from_grid(cls, grid: Grid) -> PointGrid:
+        return cls(grid.coords(dtype=torch.float64).flatten(1).T)
+
+    def coords(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[2, P] with channels (x, y)."""
+        return self.points.T.to(device=device, dtype=dtype)

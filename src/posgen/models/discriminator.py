@@ -1,0 +1,86 @@
+"""Residual StyleGAN2 discriminator (Karras et al. 2020) with minibatch standard deviation,
+and the 2x2 adaptive average pool of Xu et al. Sec. 3.5 (MS-PIE) so that one D takes
+several input sizes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from posgen.ops import EqualConv2d, EqualLinear, blur_downsample
+
+
+@dataclass
+class DiscriminatorConfig:
+    resolution: int = 256
+    channel_base: int = 16384
+    channel_max: int = 512
+    img_channels: int = 3
+    mbstd_group: int = 4
+    mbstd_channels: int = 1
+    adaptive_pool: bool = False  # Xu et al. 3.5: 2x2 adaptive average pool before the linear layers
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+
+class DiscriminatorBlock(nn.Module):
+    """conv 3x3, blur-downsample + conv 3x3, with a 1x1 downsampled skip; sums scaled by 1/sqrt(2)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv0 = EqualConv2d(cin, cin, 3, padding=1, activation=True)
+        self.conv1 = EqualConv2d(cin, cout, 3, padding=1, activation=True)
+        self.skip = EqualConv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.skip(blur_downsample(x))
+        x = self.conv1(blur_downsample(self.conv0(x)))
+        return (x + y) / math.sqrt(2)
+
+
+def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor:
+    """Append the std over groups of samples as extra feature maps (StyleGAN, Sec. 4.1 of PGGAN)."""
+    n, c, h, w = x.shape
+    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)  # largest divisor of N up to `group`
+    y = x.reshape(g, -1, channels, c // channels, h, w)  # [G, N/G, F, C/F, H, W]
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # [N/G, F, C/F, H, W]
+    y = y.mean(dim=(2, 3, 4)).reshape(-1, channels, 1, 1).repeat(g, 1, h, w)  # [N, F, H, W]
+    return torch.cat([x, y], dim=1)
+
+
+class Discriminator(nn.Module):
+    """D(images) -> logits [N]. Takes `resolution`-sized inputs, or any multiple-of-4 size
+    whose downsampled feature is at least 2x2 when `adaptive_pool` is on."""
+
+    def __init__(self, cfg: DiscriminatorConfig) -> None:
+        super().__init__()
+        r = cfg.resolution
+        if r < 8 or r & (r - 1):
+            raise ValueError(f"discriminator resolution must be a power of two >= 8, got {r}")
+        self.cfg = cfg
+        self.fromrgb = EqualConv2d(cfg.img_channels, cfg.channels(r), 1, activation=True)
+        self.blocks = nn.Sequential(*[DiscriminatorBlock(cfg.channels(res), cfg.channels(res // 2))
+                                      for res in [r // 2**k for k in range(int(math.log2(r)) - 2)]])
+        c4 = cfg.channels(4)
+        self.conv = EqualConv2d(c4 + cfg.mbstd_channels, c4, 3, padding=1, activation=True)
+        side = 2 if cfg.adaptive_pool else 4
+        self.fc = EqualLinear(c4 * side * side, c4, activation=True)
+        self.out = EqualLinear(c4, 1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        r = self.cfg.resolution
+        if img.ndim != 4 or img.shape[1] != self.cfg.img_channels:
+            raise ValueError(f"discriminator expects [N, {self.cfg.img_channels}, H, W], got {tuple(img.shape)}")
+        if not self.cfg.adaptive_pool and tuple(img.shape[-2:]) != (r, r):
+            raise ValueError(f"discriminator takes {r}x{r} images (enable adaptive_pool for other sizes), "
+                             f"got {img.shape[-2]}x{img.shape[-1]}")
+        x = self.blocks(self.fromrgb(img))
+        x = self.conv(minibatch_stddev(x, self.cfg.mbstd_group, self.cfg.mbstd_channels))
+        if self.cfg.adaptive_pool:
+            x = F.adaptive_avg_pool2d(x, 2)  # [N, C, 2, 2]
+        return self.out(self.fc(x.flatten(1))).squeeze(1)

@@ -1,0 +1,192 @@
+"""StyleGAN2 generator with explicit positional encodings.
+
+Papers: Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (the baseline:
+mapping network, modulated/demodulated convs, noise, skip-to-RGB); Choi et al., "Toward
+Spatially Unbiased Generative Models" (SS-PE: the constant replaced by a sinusoid, Eq. 4;
+MS-PE: a sinusoid added at every scale with a learnable gamma, Eq. 3-5); Xu et al.,
+"Positional Encoding as Spatial Inductive Bias in GANs" (Cartesian grid input, Eq. 6;
+padding-free generators, Sec. 4).
+
+The generator renders on a `posgen.grid.Grid`. Every scale's lattice coordinates come from
+that grid (`Grid.scale_coords`), so shifted, rolled, zoomed, non-square and larger grids
+need nothing special here. Padding-free generators compute each scale on a lattice widened
+by a margin, so that every output pixel comes from valid convolutions only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
+from posgen.grid import Grid
+from posgen.ops import EqualConv2d, EqualLinear, ModulatedConv2d, ToRGB, upsample2x
+from posgen.ops.noise import NoiseMode
+from posgen.ops.resample import center_crop
+
+EncodingKind = Literal["constant", "sinusoid", "cartesian"]
+
+
+@dataclass
+class StyleGAN2Config:
+    resolution: int = 256          # training canvas (square, power of two >= 16)
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    channel_base: int = 16384      # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512
+    img_channels: int = 3
+    input: EncodingKind = "constant"             # what the 4x4 scale starts from
+    scale_encoding: EncodingKind | None = None   # None: SS-PE (input only); else MS-PE at every scale
+    padding: Literal["zero", "none"] = "zero"
+    upsample: Literal["bilinear", "transposed"] = "bilinear"
+    noise: bool = True             # per-pixel noise inputs
+    gamma_init: float = 1.0        # MS-PE gamma at start (Choi et al.'s code: 1)
+    sinusoid_frequencies: Literal["choi", "xu", "endpoint"] = "choi"
+    sinusoid_layout: Literal["interleaved", "blocked"] = "interleaved"
+
+    def validate(self) -> None:
+        r = self.resolution
+        if r < 16 or r & (r - 1):
+            raise ValueError(f"resolution must be a power of two >= 16, got {r}")
+        for name, kinds in (("input", ("constant", "sinusoid", "cartesian")),
+                            ("scale_encoding", (None, "constant", "sinusoid", "cartesian")),
+                            ("padding", ("zero", "none")), ("upsample", ("bilinear", "transposed"))):
+            if getattr(self, name) not in kinds:
+                raise ValueError(f"{name} must be one of {kinds}, got {getattr(self, name)!r}")
+        if self.padding == "none" and self.upsample == "transposed":
+            raise ValueError("padding-free generators need upsample='bilinear' (a transposed conv pads implicitly)")
+
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
+
+
+def padding_free_margins(num_scales: int, shrink: int = 1) -> list[int]:
+    """Extra feature pixels per side at each scale so that the output needs no padding.
+
+    Working back from the output (margin 0): a block with two valid convs needs margin M + 2
+    after upsampling, and bilinear 2x upsampling of margin m is valid up to 2m - 1 (its
+    outermost pixel sees the border), so the previous scale needs ceil((M + 2 shrink + 1) / 2).
+    """
+    margins = [0]
+    for _ in range(num_scales - 1):
+        margins.append(math.ceil((margins[-1] + 2 * shrink + 1) / 2))
+    return margins[::-1]
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: pixel-normalised z through an MLP at a reduced learning rate; tracks w_avg."""
+
+    def __init__(self, z_dim: int, w_dim: int, num_layers: int, lr_multiplier: float) -> None:
+        super().__init__()
+        dims = [z_dim] + [w_dim] * num_layers
+        self.layers = nn.Sequential(*[EqualLinear(a, b, lr_multiplier=lr_multiplier, activation=True)
+                                      for a, b in zip(dims[:-1], dims[1:])])
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        z = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # [N, z_dim]
+        w = self.layers(z)  # [N, w_dim]
+        if truncation_psi != 1:
+            w = self.w_avg.lerp(w, truncation_psi)
+        return w
+
+
+def _encoding(kind: EncodingKind, channels: int, lattice: int, cfg: StyleGAN2Config) -> nn.Module:
+    """An encoding with `channels` outputs at a scale whose training lattice is `lattice`^2."""
+    if kind == "sinusoid":
+        return SinusoidalEncoding(channels, frequencies=cfg.sinusoid_frequencies, layout=cfg.sinusoid_layout)
+    if kind == "constant":
+        return LearnedConstant(channels, (lattice, lattice))
+    return CartesianGrid((lattice, lattice))
+
+
+class _Projected(nn.Sequential):
+    """An encoding followed by a learned 1x1 projection to `channels` (CSG at MS-PE scales)."""
+
+    def __init__(self, encoding: nn.Module, channels: int) -> None:
+        super().__init__(encoding, EqualConv2d(encoding.out_channels, channels, 1))
+        self.out_channels = channels
+
+
+class SynthesisBlock(nn.Module):
+    """One scale: 2x-upsampling conv (+ gamma PE for MS-PE), conv, to-RGB."""
+
+    def __init__(self, cin: int, cout: int, res: int, index: int, cfg: StyleGAN2Config) -> None:
+        super().__init__()
+        pe = None
+        if cfg.scale_encoding is not None:
+            pe = _encoding(cfg.scale_encoding, cout, res, cfg)
+            if pe.out_channels != cout:
+                pe = _Projected(pe, cout)
+        noise = (lambda k: 2 * index + k) if cfg.noise else (lambda k: None)
+        self.conv0 = ModulatedConv2d(cin, cout, 3, cfg.w_dim, padding=cfg.padding, up=cfg.upsample,
+                                     noise_seed=noise(0), positional_encoding=pe, gamma_init=cfg.gamma_init)
+        self.conv1 = ModulatedConv2d(cout, cout, 3, cfg.w_dim, padding=cfg.padding, noise_seed=noise(1))
+        self.torgb = ToRGB(cout, cfg.w_dim, cfg.img_channels)
+
+
+class Generator(nn.Module):
+    """G(z, grid) -> images in about [-1, 1], [N, img_channels, grid.height, grid.width]."""
+
+    def __init__(self, cfg: StyleGAN2Config) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.resolution = cfg.resolution
+        self.num_scales = int(math.log2(cfg.resolution)) - 1  # 4x4 .. resolution
+        self.resolutions = [4 * 2**k for k in range(self.num_scales)]
+        self.num_ws = 2 * self.num_scales
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+        c4 = cfg.channels(4)
+        self.input = _encoding(cfg.input, c4, 4, cfg)  # Choi Eq. 4: h^1 = G^0(PE^0, w^0)
+        self.conv_in = ModulatedConv2d(self.input.out_channels, c4, 3, cfg.w_dim, padding=cfg.padding,
+                                       noise_seed=0 if cfg.noise else None)
+        self.torgb_in = ToRGB(c4, cfg.w_dim, cfg.img_channels)
+        self.blocks = nn.ModuleList(
+            SynthesisBlock(cfg.channels(r // 2), cfg.channels(r), r, k, cfg)
+            for k, r in enumerate(self.resolutions[1:], start=1))
+        self.margins = padding_free_margins(self.num_scales) if cfg.padding == "none" else [0] * self.num_scales
+        self.shrink = 1 if cfg.padding == "none" else 0
+
+    @property
+    def coarsest_stride(self) -> int:
+        return self.resolution // 4
+
+    def default_grid(self) -> Grid:
+        return Grid(self.resolution, self.resolution)
+
+    def forward(self, z: torch.Tensor, grid: Grid | None = None, truncation_psi: float = 1.0,
+                noise_mode: NoiseMode = "random") -> torch.Tensor:
+        w = self.mapping(z, truncation_psi)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode)
+
+    def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""
+        grid = grid or self.default_grid()
+        if not isinstance(grid, Grid):
+            raise TypeError(f"StyleGAN2 renders on a lattice Grid, got {type(grid).__name__}")
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
+            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
+        f0 = self.coarsest_stride
+        # Render on a canvas whose size every scale divides, then crop (extends bottom/right only).
+        canvas = grid.resize(math.ceil(grid.height / f0) * f0, math.ceil(grid.width / f0) * f0)
+        dev, dtype = ws.device, ws.dtype
+
+        def coords(scale: int, extra: int = 0) -> torch.Tensor:
+            return canvas.scale_coords(self.resolution // self.resolutions[scale], self.margins[scale] + extra,
+                                       device=dev, dtype=dtype)
+
+        x = self.input(coords(0, self.shrink)).to(dtype)  # [1 or N, C, h0 + 2m, w0 + 2m]
+        x = x.expand(ws.shape[0], -1, -1, -1)
+        x = self.conv_in(x, ws[:, 0], coords(0), noise_mode)
+        img = self.torgb_in(x, ws[:, 1])
+        for k, block in enumerate(self.blocks, start=1):
+            x = block.conv0(x, ws[:, 2 * k - 1], coords(k, self.shrink), noise_mode)
+            x = block.conv1(x, ws[:, 2 * k], coords(k), noise_mode)
+            img = center_crop(upsample2x(img), x.shape[-2:]) + block.torgb(x, ws[:, 2 * k + 1])
+        return img[:, :, : grid.height, : grid.width]

@@ -1,0 +1,86 @@
+"""Named run configurations: small CPU-trainable digits presets and full-size FFHQ-256 ones.
+
+Each preset is a small factory; `PRESETS` maps name -> (one-line summary, factory).
+Digits presets train on the embedded biased digits (32x32 canvas, digits in the top-left
+16x16 quarter) and reach recognisable digits in minutes on a laptop CPU.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from posgen.config import RunConfig
+from posgen.data import DataConfig
+from posgen.models import DiscriminatorConfig, StyleGAN2Config
+from posgen.training.config import MultiScaleConfig, TrainConfig
+
+
+def _digits(name: str, description: str, *, adaptive_pool: bool = False,
+            multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    res, base, cmax = 32, 1024, 64
+    return RunConfig(
+        name=name,
+        description=description,
+        model=StyleGAN2Config(resolution=res, z_dim=128, w_dim=128, mapping_layers=4, channel_base=base,
+                              channel_max=cmax, **model),
+        discriminator=DiscriminatorConfig(resolution=res, channel_base=base, channel_max=cmax,
+                                          adaptive_pool=adaptive_pool),
+        train=TrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, xflip=False, snapshot_kimg=10,
+                          multiscale=multiscale or MultiScaleConfig()),
+        data=DataConfig(source="digits"),
+    )
+
+
+def _ffhq256(name: str, description: str, *, adaptive_pool: bool = False,
+             multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    return RunConfig(
+        name=name,
+        description=description,
+        model=StyleGAN2Config(resolution=256, **model),
+        discriminator=DiscriminatorConfig(resolution=256, adaptive_pool=adaptive_pool),
+        train=TrainConfig(batch_size=32, kimg=6400, r1_gamma=10, xflip=True, snapshot_kimg=200,
+                          multiscale=multiscale or MultiScaleConfig()),
+        data=DataConfig(source="ffhq256.zip"),
+    )
+
+
+SPE = dict(input="sinusoid")
+MSPE = dict(input="sinusoid", scale_encoding="sinusoid")
+MSPIE = MultiScaleConfig(sizes=(32, 48, 64), probs=(0.5, 0.25, 0.25), grid="expand")
+
+PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
+    "digits-baseline": ("StyleGAN2 baseline (learned constant, zero padding) on biased digits, 32x32",
+                        lambda: _digits("digits-baseline", "StyleGAN2 baseline on biased digits")),
+    "digits-sspe": ("SS-PE: sinusoid replaces the constant (Choi Eq. 4) on biased digits, 32x32",
+                    lambda: _digits("digits-sspe", "SS-PE on biased digits", **SPE)),
+    "digits-mspe": ("MS-PE: sinusoid at every scale with learnable gamma (Choi Eq. 3-5), 32x32",
+                    lambda: _digits("digits-mspe", "MS-PE on biased digits", **MSPE)),
+    "digits-mspe-nopad": ("MS-PE, padding-free (valid convs on margin-extended lattices), 32x32",
+                          lambda: _digits("digits-mspe-nopad", "padding-free MS-PE on biased digits",
+                                          padding="none", **MSPE)),
+    "digits-csg-nopad": ("Cartesian grid input (Xu Eq. 6), padding-free, 32x32",
+                         lambda: _digits("digits-csg-nopad", "padding-free CSG on biased digits",
+                                         input="cartesian", padding="none")),
+    "digits-mspie": ("MS-PIE (Xu 3.5): SPE input, canvases 32/48/64 with p=0.5/0.25/0.25, D adaptive pool",
+                     lambda: _digits("digits-mspie", "MS-PIE on biased digits", adaptive_pool=True,
+                                     multiscale=MSPIE, **SPE)),
+    "ffhq256-baseline": ("StyleGAN2 config-F-like baseline at 256x256 (GPU)",
+                         lambda: _ffhq256("ffhq256-baseline", "StyleGAN2 baseline, FFHQ 256")),
+    "ffhq256-mspe": ("MS-PE StyleGAN2 at 256x256 as in Choi et al. (GPU)",
+                     lambda: _ffhq256("ffhq256-mspe", "MS-PE StyleGAN2, FFHQ 256", **MSPE)),
+    "ffhq256-mspe-resize": ("MS-PE with Choi's random resizing: 256..512 drawn uniformly, resized to D (GPU)",
+                            lambda: _ffhq256("ffhq256-mspe-resize", "MS-PE + random resizing, FFHQ 256",
+                                             multiscale=MultiScaleConfig(sizes=(256, 320, 384, 448, 512), grid="interp",
+                                                                         resize_to_discriminator=True), **MSPE)),
+    "ffhq256-mspie": ("MS-PIE: SPE-expand input, canvases 256/384/512 with p=0.5/0.25/0.25 (GPU)",
+                      lambda: _ffhq256("ffhq256-mspie", "MS-PIE StyleGAN2, FFHQ 256", adaptive_pool=True,
+                                       multiscale=MultiScaleConfig(sizes=(256, 384, 512), probs=(0.5, 0.25, 0.25)),
+                                       **SPE)),
+}
+
+
+def get_preset(name: str) -> RunConfig:
+    from posgen.config import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; `posgen presets` lists them")
+    return PRESETS[name][1]()

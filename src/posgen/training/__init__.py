@@ -1,0 +1,1 @@
+"""Training processes, kept apart from the networks."""
