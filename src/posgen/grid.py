@@ -65,21 +65,27 @@ class Grid:
 
     def roll(self, dy: float, dx: float) -> Grid:
         """Circular shift (Choi et al. Sec. 3): like `shift`, with coordinates taken modulo the canvas."""
-        period = self.period or (float(self.height), float(self.width))
+        period = self.period or self.extent()
         return Grid(self.height, self.width, _translation(-dx, -dy) @ self.affine, period)
 
-    def zoom(self, factor: float) -> Grid:
-        """Same extent, `factor` times denser sampling: the lattice grows to round(H*s) x round(W*s).
-
-        Pixel edges stay aligned: the extent [-1/2, W - 1/2] maps onto itself.
+    def zoom(self, factor: float, size: tuple[int, int] | None = None) -> Grid:
+        """Same extent sampled `factor` times more densely; the lattice becomes `size`
+        (default round(H*s) x round(W*s)). Pixel edges stay aligned: the top-left output
+        pixel's outer corner stays where it was.
         """
         if factor <= 0:
             raise ValueError(f"zoom factor must be positive, got {factor}")
-        h, w = max(1, round(self.height * factor)), max(1, round(self.width * factor))
-        sy, sx = self.height / h, self.width / w
-        # new index k -> old index (k + 1/2) * s - 1/2
-        m = torch.tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        h, w = size or (max(1, round(self.height * factor)), max(1, round(self.width * factor)))
+        s = 1.0 / factor
+        # new index k -> old index (k + 1/2) / factor - 1/2
+        m = torch.tensor([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
         return Grid(h, w, self.affine @ m, self.period)
+
+    def extent(self) -> tuple[float, float]:
+        """Size (height, width) of the canvas in frame units (the lattice times its spacing)."""
+        sx = float(torch.linalg.vector_norm(self.affine[:2, 0]))
+        sy = float(torch.linalg.vector_norm(self.affine[:2, 1]))
+        return (self.height * sy, self.width * sx)
 
     def resize(self, height: int, width: int) -> Grid:
         """Bigger or smaller canvas with the same spacing ("expand"): the top-left pixel stays put."""

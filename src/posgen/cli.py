@@ -1,0 +1,296 @@
+"""The `posgen` command: thin wrappers over importable functions.
+
+Bad input (unknown preset, bad size or shift, unreadable checkpoint, ...) prints one line
+on stderr and exits with code 2; a training run that has to stop exits with code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ---- argument parsing helpers -------------------------------------------------------------
+def parse_seeds(text: str) -> list[int]:
+    """'0-7,10,12-13' -> [0..7, 10, 12, 13]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise UsageError(f"malformed --seeds {text!r}: use e.g. 0-7,10")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def parse_shift(text: str) -> tuple[float, float]:
+    """'DY,DX' in training pixels, fractional allowed."""
+    try:
+        dy, dx = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"malformed --shift {text!r}: use DY,DX, e.g. 0,4.5") from None
+    if not all(map(_finite, (dy, dx))):
+        raise UsageError(f"malformed --shift {text!r}: values must be finite")
+    return dy, dx
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' (or a single number for a square)."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+)\s*)?", text)
+    if not m:
+        raise UsageError(f"malformed --size {text!r}: use HxW, e.g. 32x64")
+    h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+    if h <= 0 or w <= 0:
+        raise UsageError(f"--size must be positive, got {h}x{w}")
+    if h * w > 4096 * 4096:
+        raise UsageError(f"--size {h}x{w} is larger than 4096x4096 pixels")
+    return h, w
+
+
+def _finite(v: float) -> bool:
+    return v == v and abs(v) != float("inf")
+
+
+def _positive_float(name: str):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise UsageError(f"--{name} must be a number, got {text!r}") from None
+        if not _finite(v) or v <= 0:
+            raise UsageError(f"--{name} must be positive, got {text}")
+        return v
+    return parse
+
+
+# ---- subcommands ----------------------------------------------------------------------------
+def cmd_presets(args: argparse.Namespace) -> int:
+    from posgen.presets import PRESETS
+
+    width = max(map(len, PRESETS))
+    for name, (summary, _) in PRESETS.items():
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def resolve_config(args: argparse.Namespace):
+    from posgen.config import apply_overrides
+    from posgen.presets import get_preset
+
+    cfg = get_preset(args.preset)
+    overrides = list(args.set or [])
+    if args.data:
+        overrides.append(f"data.source={json.dumps(args.data)}")
+    if args.kimg is not None:
+        overrides.append(f"train.kimg={args.kimg}")
+    return apply_overrides(cfg, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from posgen import checkpoint
+    from posgen.training.gan import train
+
+    if args.resume:
+        if args.preset or args.set or args.data or args.kimg is not None:
+            raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data/--kimg")
+        _, cfg, state = checkpoint.load(args.resume)
+        out = Path(args.resume)
+        print(f"resuming {out} at step {state['step']} ({state['kimg']:.1f} kimg)", file=sys.stderr)
+    else:
+        if not args.preset:
+            raise UsageError("train needs --preset NAME (see `posgen presets`) or --resume RUN_DIR")
+        cfg = resolve_config(args)
+        if args.dry_run:
+            print(cfg.to_json())
+            return 0
+        out = Path(args.out or f"runs/{cfg.name}")
+    _check_device(args.device)
+    train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
+          max_seconds=args.minutes * 60 if args.minutes else None)
+    print(out / checkpoint.CHECKPOINT_NAME)
+    return 0
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+
+
+def _build_grid(G, args: argparse.Namespace):
+    from posgen.grid import Grid
+
+    res = G.resolution
+    zoom = args.zoom or 1.0
+    size = args.size or (round(res * zoom), round(res * zoom))
+    grid = Grid(res, res).zoom(zoom, size=size)
+    if args.shift:
+        grid = grid.roll(*args.shift) if args.roll else grid.shift(*args.shift)
+    elif args.roll:
+        raise UsageError("--roll needs --shift DY,DX")
+    return grid
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from posgen.sampling import load, render_seeds
+    from posgen.viz import save_image, save_image_grid
+
+    _check_device(args.device)
+    G, cfg, _ = load(args.checkpoint, args.device)
+    grid = _build_grid(G, args)
+    images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for seed, img in zip(args.seeds, images):
+        save_image(img, out / f"seed{seed:04d}.png")
+    save_image_grid(images, out / "grid.png", cols=min(8, len(images)))
+    print(f"wrote {len(images)} images of {grid.height}x{grid.width} and grid.png to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from posgen.metrics import METRICS
+    from posgen.sampling import load, make_sample_fn
+
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise UsageError(f"unknown metric {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
+    _check_device(args.device)
+    G, cfg, state = load(args.checkpoint, args.device)
+    sample_fn = make_sample_fn(G, noise_mode=args.noise)
+    res = G.resolution
+    region = tuple(cfg.data.digits.region) if cfg.data.source == "digits" else (0, 0, res, res)
+    results = {}
+    for name in names:
+        plot = Path(args.out).with_suffix(f".{name}.png") if args.out else None
+        results[name] = METRICS[name](sample_fn, canvas=(res, res), region=region, num_samples=args.num,
+                                      max_shift=args.max_shift or region[2], step=args.step, plot=plot)
+    record = {"checkpoint": str(args.checkpoint), "preset": cfg.name, "kimg": state.get("kimg"),
+              "noise": args.noise, "results": results}
+    line = json.dumps(record)
+    print(line)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from posgen import checkpoint
+
+    tensors, cfg, state = checkpoint.load(args.path)
+    n_g = sum(v.numel() for k, v in tensors.items() if k.startswith("G_ema."))
+    total = state.get("total_steps")
+    progress = {"step": state.get("step"), "total_steps": total, "kimg": state.get("kimg"),
+                "train_seconds": state.get("seconds"), "generator_parameters": n_g,
+                "complete": total is not None and state.get("step") == total}
+    print(json.dumps({"checkpoint": str(checkpoint.resolve(args.path)), "progress": progress,
+                      "config": cfg.to_dict()}, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from posgen.demo import run_demo
+
+    path = run_demo(Path(args.out), minutes=args.minutes, retrain=args.train)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="posgen", description="Spatially unbiased generators on explicit coordinate grids.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("presets", help="list presets, one line each")
+    s.set_defaults(fn=cmd_presets)
+
+    s = sub.add_parser("train", help="train a GAN from a preset")
+    s.add_argument("--preset", help="preset name (see `posgen presets`)")
+    s.add_argument("--data", help="data source: digits, an image folder, a .zip archive or one image")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. model.channel_max=64")
+    s.add_argument("--kimg", type=_positive_float("kimg"), help="training length in thousands of images")
+    s.add_argument("--out", help="run directory (default runs/PRESET)")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--minutes", type=_positive_float("minutes"), help="stop (with a checkpoint) after this much time")
+    s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("generate", help="render seeds on a shifted / rolled / zoomed / resized grid")
+    s.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
+    s.add_argument("--shift", type=parse_shift, help="DY,DX in training pixels (fractional allowed)")
+    s.add_argument("--roll", action="store_true", help="circular shift (wrap around the canvas)")
+    s.add_argument("--zoom", type=_positive_float("zoom"), help="sample the canvas this many times denser")
+    s.add_argument("--size", type=parse_size, help="output HxW (default: training size times zoom)")
+    s.add_argument("--noise", choices=["random", "const", "off"], default="const")
+    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (1: none)")
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(fn=cmd_generate)
+
+    s = sub.add_parser("evaluate", help="compute metrics; prints one JSON object")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--metrics", default="shift-consistency", help="comma-separated metric names")
+    s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
+    s.add_argument("--num", type=int, default=64, help="samples per shift (default 64)")
+    s.add_argument("--max-shift", type=_positive_float("max-shift"), help="largest shift in pixels (default: patch size)")
+    s.add_argument("--step", type=_positive_float("step"), default=0.5, help="shift step in pixels (default 0.5)")
+    s.add_argument("--noise", choices=["random", "const", "off"], default="const")
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("info", help="print a checkpoint's config and training progress")
+    s.add_argument("path", help="checkpoint file or run directory")
+    s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("demo", help="train (or load) the digits MS-PE model and draw shifted and wide samples")
+    s.add_argument("--out", default="posgen-demo", help="output folder (default ./posgen-demo)")
+    s.add_argument("--minutes", type=_positive_float("minutes"), default=6.0, help="training time when training (default 6)")
+    s.add_argument("--train", action="store_true", help="train even when a shipped checkpoint exists")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from posgen.checkpoint import CheckpointError
+    from posgen.config import ConfigError
+    from posgen.data import DataError
+    from posgen.training.gan import TrainingError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    except UsageError as e:
+        print(f"posgen: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, DataError, CheckpointError) as e:
+        print(f"posgen: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingError as e:
+        print(f"posgen: training stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("posgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

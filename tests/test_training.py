@@ -1,0 +1,121 @@
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from conftest import tiny_run
+from posgen import checkpoint
+from posgen.config import ConfigError, apply_overrides
+from posgen.presets import PRESETS, get_preset
+from posgen.sampling import load
+from posgen.training.gan import Trainer, TrainingError, train
+from posgen.training.multiscale import MultiScaleSampler
+
+
+def test_multiscale_sampler_honours_the_probabilities():
+    sampler = MultiScaleSampler((256, 384, 512), (0.5, 0.25, 0.25), seed=3)
+    n = 8000
+    counts = Counter(sampler(step) for step in range(n))
+    for size, p in zip((256, 384, 512), (0.5, 0.25, 0.25)):
+        sd = math.sqrt(n * p * (1 - p))
+        assert abs(counts[size] - n * p) < 4 * sd, counts
+    assert [sampler(s) for s in range(50)] == [sampler(s) for s in range(50)]  # a function of the step
+
+
+def test_multiscale_sampler_rejects_bad_probabilities():
+    with pytest.raises(ValueError):
+        MultiScaleSampler((32, 64), (0.5, -0.5))
+    with pytest.raises(ConfigError, match="sum to 1"):
+        apply_overrides(get_preset("digits-mspie"), ["train.multiscale.probs=[0.5,0.2,0.2]"])
+
+
+def test_every_preset_resolves_and_validates():
+    for name in PRESETS:
+        cfg = get_preset(name)
+        cfg.validate()
+        assert cfg.name == name
+
+
+def test_overrides_are_typed_and_unknown_keys_fail():
+    cfg = apply_overrides(get_preset("digits-mspe"), ["model.channel_max=32", "train.xflip=true",
+                                                       "model.scale_encoding=null"])
+    assert cfg.model.channel_max == 32 and cfg.train.xflip is True and cfg.model.scale_encoding is None
+    for bad, msg in [("model.nope=1", "unknown field"), ("model.channel_max=abc", "integer"),
+                     ("model.input=foo", "one of"), ("justakey", "key=value")]:
+        with pytest.raises(ConfigError, match=msg):
+            apply_overrides(get_preset("digits-mspe"), [bad])
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train(tiny_run(), tmp_path / "straight", seed=4, progress=False)
+    # the same run stopped by the time limit after its first step (with a checkpoint), then resumed
+    train(tiny_run(), tmp_path / "split", seed=4, progress=False, max_seconds=0)
+    assert checkpoint.load(tmp_path / "split")[2]["step"] == 1
+    train(None, tmp_path / "split", resume=True, progress=False)
+    a, _, sa = checkpoint.load(straight)
+    b, _, sb = checkpoint.load(tmp_path / "split")
+    assert sa["step"] == sb["step"] == 4
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_directory_contents_and_refusal_to_overwrite(trained_run):
+    files = {p.name for p in trained_run.iterdir()}
+    assert {"checkpoint.safetensors", "config.json", "logs"} <= files
+    assert any(f.startswith("samples-") and f.endswith(".png") for f in files)
+    assert not [f for f in files if f.endswith(".tmp")]
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(tiny_run(), trained_run, progress=False)
+
+
+def test_load_returns_generator_config_and_state(trained_run):
+    G, cfg, state = load(str(trained_run))
+    assert cfg.name == "digits-mspe" and state["step"] == 4
+    assert not G.training and G(torch.randn(2, 16)).shape == (2, 3, 16, 16)
+
+
+def test_export_generator_is_small_and_loads(trained_run, tmp_path):
+    out = checkpoint.export_generator(trained_run, tmp_path / "g.safetensors")
+    assert out.stat().st_size < (trained_run / "checkpoint.safetensors").stat().st_size / 2
+    G, _, _ = load(str(out))
+    G0, _, _ = load(str(trained_run))
+    z = torch.randn(2, 16)
+    assert torch.allclose(G(z, noise_mode="off"), G0(z, noise_mode="off"), atol=2e-2)
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(checkpoint.CheckpointError, match="cannot read checkpoint") as e:
+        checkpoint.load(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_non_finite_loss_stops_with_the_step_number(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_run(), seed=0)
+    trainer.train_step()
+    with torch.no_grad():
+        trainer.D.out.bias.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="at step 1"):
+        trainer.train_step()
+
+
+@pytest.mark.parametrize("extra", [
+    ("train.multiscale.sizes=[16,24,32]", "train.multiscale.probs=[0.5,0.25,0.25]", "discriminator.adaptive_pool=true"),
+    ("train.multiscale.sizes=[16,20,24]", "train.multiscale.grid=\"interp\"", "train.multiscale.resize_to_discriminator=true"),
+])
+def test_multiscale_training_steps_run(extra):
+    trainer = Trainer(tiny_run("digits-mspe", *extra), seed=0)
+    seen = [trainer.train_step()["scale"] for _ in range(8)]
+    assert seen == [trainer.scales(step) for step in range(8)]  # the sampled canvas was the one trained
+    assert set(seen) <= set(trainer.cfg.train.multiscale.sizes)
+
+
+def test_ema_tracks_the_generator(trained_run):
+    tensors, _, _ = checkpoint.load(trained_run)
+    g = checkpoint.prefixed(tensors, "G")
+    ema = checkpoint.prefixed(tensors, "G_ema")
+    assert g.keys() == ema.keys()
+    assert any(not torch.equal(g[k], ema[k]) for k in g if g[k].is_floating_point())
