@@ -117,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(cfg.to_json())
             return 0
         out = Path(args.out or f"runs/{cfg.name}")
+        if (out / checkpoint.CHECKPOINT_NAME).exists():
+            raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     _check_device(args.device)
     train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
           max_seconds=args.minutes * 60 if args.minutes else None)
