@@ -9,9 +9,6 @@ from typing import Literal
 from posgen.data.digits import BiasedDigits, BiasedDigitsConfig, make_biased_digits
 from posgen.data.errors import DataError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
 @dataclass
 class DataConfig:
     source: str = "digits"       # "digits", a folder, a .zip archive or an image file
@@ -30,12 +27,12 @@ def open_dataset(cfg: DataConfig, size: tuple[int, int]):
             raise DataError(f"digits canvas {cfg.digits.canvas[0]}x{cfg.digits.canvas[1]} must match the "
                             f"training size {size[0]}x{size[1]} (set data.digits.canvas)")
         return BiasedDigits(cfg.digits)
-    from posgen.data.images import ImageFolderDataset, SingleImageDataset
+    from posgen.data.images import IMAGE_EXTENSIONS, ImageFolderDataset, SingleImageDataset
 
     path = Path(cfg.source).expanduser()
     if not path.exists():
         raise DataError(f"data source not found: {cfg.source}")
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
         return SingleImageDataset(path, size)
     return ImageFolderDataset(path, size, resize=cfg.resize)
 
