@@ -119,3 +119,27 @@ def test_ema_tracks_the_generator(trained_run):
     ema = checkpoint.prefixed(tensors, "G_ema")
     assert g.keys() == ema.keys()
     assert any(not torch.equal(g[k], ema[k]) for k in g if g[k].is_floating_point())
+
+
+def test_a_corrupt_image_mid_run_is_named_and_the_progress_is_kept(tmp_path, monkeypatch):
+    from posgen.data import DataError, open_dataset
+    from posgen.training import gan
+
+    class BreaksAtThirdStep(torch.utils.data.Dataset):
+        def __init__(self, inner):
+            self.inner, self.reads = inner, 0
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            self.reads += 1
+            if self.reads > 8:  # batch 4: steps 0 and 1 read fine
+                raise DataError("cannot read image broken.png: truncated")
+            return self.inner.images[i]
+
+    monkeypatch.setattr(gan, "open_dataset", lambda cfg, size: BreaksAtThirdStep(open_dataset(cfg, size)))
+    with pytest.raises(DataError, match="broken.png"):
+        train(tiny_run("digits-mspe", "train.kimg=0.4", "train.snapshot_kimg=1"), tmp_path / "run", progress=False)
+    _, _, state = checkpoint.load(tmp_path / "run")
+    assert state["step"] == 2  # the steps before the bad file are saved

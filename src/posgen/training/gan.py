@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from posgen import checkpoint
 from posgen.config import RunConfig
-from posgen.data import open_dataset
+from posgen.data import DataError, open_dataset
 from posgen.grid import Grid
 from posgen.models import Discriminator, Generator
 from posgen.training.multiscale import MultiScaleSampler, step_generator
@@ -234,7 +234,13 @@ def train(cfg: RunConfig, out_dir: str | Path, *, seed: int = 0, device: str = "
     try:
         while trainer.step < total:
             t0 = time.perf_counter()
-            stats = trainer.train_step()
+            try:
+                stats = trainer.train_step()
+            except DataError:
+                # reals are read before any update: the state is that of the last whole step
+                if trainer.step > 0:
+                    trainer.save(ckpt_path)
+                raise
             dt = time.perf_counter() - t0
             trainer.seconds += dt
             stats["images_per_s"] = t.batch_size / dt
