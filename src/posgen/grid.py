@@ -139,17 +139,6 @@ class Grid:
             u = torch.remainder(u, period)
         return u.to(device=device, dtype=dtype)
 
-    def is_translation(self) -> bool:
-        """True when the map is a pure (possibly fractional) translation of the default lattice."""
-        return bool(torch.allclose(self.affine[:2, :2], torch.eye(2, dtype=torch.float64)))
-
-    def describe(self) -> dict:
-        return {
-            "size": [self.height, self.width],
-            "affine": [[round(v, 6) for v in row] for row in self.affine.tolist()],
-            "period": list(self.period) if self.period else None,
-        }
-
 
 @dataclass(frozen=True)
 class PointGrid:
