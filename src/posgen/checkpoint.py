@@ -81,10 +81,15 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
+def generator_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The EMA generator's tensors, or G's when no EMA is stored."""
+    return prefixed(tensors, "G_ema") or prefixed(tensors, "G")
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, RunConfig, dict[str, Any]]:
     """The EMA generator of a checkpoint (G when no EMA is stored), in eval mode."""
     tensors, config, state = load(path)
-    weights = prefixed(tensors, "G_ema") or prefixed(tensors, "G")
+    weights = generator_weights(tensors)
     if not weights:
         raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
     G = Generator(config.model)
@@ -98,7 +103,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 def export_generator(src: str | Path, dst: str | Path, half: bool = True) -> Path:
     """Write the EMA generator alone (float16 by default): a small file for sharing."""
     tensors, config, state = load(src)
-    weights = prefixed(tensors, "G_ema") or prefixed(tensors, "G")
+    weights = generator_weights(tensors)
     dtype = torch.float16 if half else torch.float32
     out = {f"G_ema.{k}": (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
     keep = {k: state[k] for k in ("step", "kimg", "seconds") if k in state}

@@ -280,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.fn(args)
-    except UsageError as e:
-        print(f"posgen: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ConfigError, DataError, CheckpointError) as e:
+    except (UsageError, ConfigError, DataError, CheckpointError) as e:
         print(f"posgen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingError as e:

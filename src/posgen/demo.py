@@ -6,7 +6,6 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -14,7 +13,7 @@ from posgen import checkpoint
 from posgen.grid import Grid
 from posgen.models import Generator
 from posgen.sampling import load, render_seeds
-from posgen.viz import to_uint8
+from posgen.viz import image_grid
 
 SHIPPED = "digits-mspe.safetensors"
 SEEDS = [0, 1, 2, 3, 4, 5]
@@ -75,12 +74,9 @@ def shift_picture(G: Generator, title: str) -> Image.Image:
 
 
 def _column(images: torch.Tensor) -> Image.Image:
-    arr = to_uint8(images)
-    n, h, w, _ = arr.shape
-    col = np.full((n * (h * SCALE + 2) - 2, w * SCALE, 3), 255, np.uint8)
-    for k in range(n):
-        col[k * (h * SCALE + 2): k * (h * SCALE + 2) + h * SCALE] = arr[k].repeat(SCALE, 0).repeat(SCALE, 1)
-    return Image.fromarray(col)
+    """[N, 3, H, W] -> one column, enlarged SCALE times."""
+    col = Image.fromarray(image_grid(images, cols=1, pad=1, background=255))
+    return col.resize((col.width * SCALE, col.height * SCALE), Image.NEAREST)
 
 
 def run_demo(out: Path, minutes: float = 6.0, retrain: bool = False) -> Path:

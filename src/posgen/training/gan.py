@@ -8,7 +8,6 @@ exactly: the resumed run computes the same numbers the uninterrupted one would h
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from posgen.config import RunConfig
 from posgen.data import DataError, open_dataset
 from posgen.grid import Grid
 from posgen.models import Discriminator, Generator
+from posgen.sampling import render_seeds
 from posgen.training.multiscale import MultiScaleSampler, step_generator
 from posgen.viz import save_image_grid
 
@@ -179,13 +179,10 @@ class Trainer:
             opt.load_state_dict(sd)
         self.step, self.seconds, self.seed = int(state["step"]), float(state.get("seconds", 0.0)), int(state["seed"])
 
-    @torch.no_grad()
     def sample_grid(self, path: Path) -> None:
         """EMA samples on the training canvas, fixed seeds, as one PNG."""
-        n = self.cfg.train.sample_seeds
-        z = torch.randn(n, self.cfg.model.z_dim, generator=torch.Generator().manual_seed(12345)).to(self.device)
-        imgs = torch.cat([self.G_ema(z[i:i + 16], noise_mode="const") for i in range(0, n, 16)])
-        save_image_grid(imgs, path, cols=min(8, n))
+        imgs = render_seeds(self.G_ema, list(range(self.cfg.train.sample_seeds)))
+        save_image_grid(imgs, path, cols=min(8, len(imgs)))
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
