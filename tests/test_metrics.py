@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from posgen.grid import Grid
-from posgen.metrics import METRICS
-from posgen.metrics.shift_consistency import grayscale, patch_similarity, unshift
+from posgen.metrics.shift_consistency import (
+    grayscale,
+    patch_similarity,
+    shift_consistency,
+    unshift,
+)
 
 
 def test_patch_similarity_eq_c():
@@ -40,13 +44,13 @@ def _square_sample_fn(equivariant: bool):
 
 
 def test_shift_consistency_is_one_for_an_equivariant_renderer_and_low_for_a_biased_one(tmp_path):
-    fn = METRICS["shift-consistency"]
-    good = fn(_square_sample_fn(True), canvas=(16, 16), region=(0, 0, 10, 10), max_shift=6, step=1,
+    fn = shift_consistency
+    good = fn(_square_sample_fn(True), grid=Grid(16, 16), region=(0, 0, 10, 10), max_shift=6, step=1,
               num_samples=2, plot=tmp_path / "curve.png")
     assert good["mean"] == pytest.approx(1.0)
     assert (tmp_path / "curve.png").stat().st_size > 1000
     assert len(good["curves"]["x"]) == len(good["shifts"]) == 7
-    bad = fn(_square_sample_fn(False), canvas=(16, 16), region=(0, 0, 10, 10), max_shift=6, step=1, num_samples=2)
+    bad = fn(_square_sample_fn(False), grid=Grid(16, 16), region=(0, 0, 10, 10), max_shift=6, step=1, num_samples=2)
     assert bad["curves"]["x"][0] == pytest.approx(1.0)
     assert bad["mean"] < 0.6
     json.dumps(good)
@@ -58,7 +62,7 @@ def test_shift_consistency_fractional_shift_of_a_smooth_renderer():
         r2 = (c[0] - 5) ** 2 + (c[1] - 5) ** 2
         return (2 * torch.exp(-r2 / 8) - 1).expand(n, 3, -1, -1)
 
-    res = METRICS["shift-consistency"](smooth, canvas=(16, 16), region=(0, 0, 10, 10), max_shift=3, step=0.5,
+    res = shift_consistency(smooth, grid=Grid(16, 16), region=(0, 0, 10, 10), max_shift=3, step=0.5,
                                        num_samples=1)
     assert res["shifts"] == [0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert min(res["curves"]["x"]) > 0.9  # interpolation blurs a little, nothing more

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
+    return math.isfinite(v)
 
 
 def _positive_float(name: str):
@@ -152,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from posgen.viz import save_image, save_image_grid
 
     _check_device(args.device)
-    G, cfg, _ = load(args.checkpoint, args.device)
+    G, _, _ = load(args.checkpoint, args.device)
     grid = _build_grid(G, args)
     images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise)
     out = Path(args.out)
@@ -164,30 +165,89 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """'TOP,LEFT,H,W' in training pixels."""
+    try:
+        top, left, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"malformed --region {text!r}: use TOP,LEFT,HEIGHT,WIDTH, e.g. 0,0,16,16") from None
+    if top < 0 or left < 0 or h < 1 or w < 1:
+        raise UsageError(f"--region {text!r}: top/left must be >= 0 and the size positive")
+    return top, left, h, w
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise UsageError(f"--{name} must be a whole number, got {text!r}") from None
+        if v <= 0:
+            raise UsageError(f"--{name} must be positive, got {v}")
+        return v
+    return parse
+
+
+def _evaluation_grid(res: int, args: argparse.Namespace):
+    """The evaluated canvas: --size zooms the training canvas to that height (and widens or
+    narrows it to that width); --grid-shift then moves the content by DY,DX training pixels."""
+    from posgen.grid import Grid
+
+    size = args.size or (res, res)
+    grid = Grid(res, res).zoom(size[0] / res, size=size)
+    if args.grid_shift:
+        grid = grid.shift(*args.grid_shift)
+    return grid, size[0] / res
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from posgen.metrics import METRICS
+    import dataclasses
+
+    from posgen.metrics.evaluate import EvalOptions, evaluate, real_vs_real, to_json
     from posgen.sampling import load, make_sample_fn
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise UsageError(f"unknown metric {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
     _check_device(args.device)
-    G, cfg, state = load(args.checkpoint, args.device)
-    sample_fn = make_sample_fn(G, noise_mode=args.noise)
-    res = G.resolution
-    region = tuple(cfg.data.digits.region) if cfg.data.source == "digits" else (0, 0, res, res)
-    results = {}
-    for name in names:
-        plot = Path(args.out).with_suffix(f".{name}.png") if args.out else None
-        results[name] = METRICS[name](sample_fn, canvas=(res, res), region=region, num_samples=args.num,
-                                      max_shift=args.max_shift or region[2], step=args.step, plot=plot)
-    record = {"checkpoint": str(args.checkpoint), "preset": cfg.name, "kimg": state.get("kimg"),
-              "noise": args.noise, "results": results}
-    line = json.dumps(record)
+    if args.checkpoint is None and not args.real_vs_real:
+        raise UsageError("evaluate needs --checkpoint PATH (or --real-vs-real with --data)")
+    if args.checkpoint:
+        G, cfg, state = load(args.checkpoint, args.device)
+        res, data = G.resolution, cfg.data
+        record = {"checkpoint": str(args.checkpoint), "preset": cfg.name, "kimg": state.get("kimg")}
+    else:
+        from posgen.data import DataConfig
+        from posgen.data.digits import BiasedDigitsConfig
+
+        data = DataConfig(source=args.data)
+        res = BiasedDigitsConfig().canvas[0] if args.data == "digits" else (args.size or (256, 256))[0]
+        record = {"checkpoint": None}
+    if args.data:
+        data = dataclasses.replace(data, source=args.data)
+    grid, zoom = _evaluation_grid(res, args)
+    region = args.region or (tuple(data.digits.region) if data.source == "digits" else None)
+    if region is not None:
+        region = tuple(round(v * zoom) for v in region)
+    extractor = args.feature_extractor or ("digits" if data.source == "digits" else "inception")
+    plot_prefix = Path(args.out).with_suffix("") if args.out else None
+    opts = EvalOptions(grid=grid, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,
+                       feature_extractor=extractor, extractor_weights=args.inception_weights if extractor == "inception" else None,
+                       device=args.device, region=region, eq_samples=args.eq_samples, shift_samples=args.shift_samples,
+                       max_shift=args.max_shift, shift_step=args.step, plot_prefix=plot_prefix)
+    if args.no_cache:
+        opts.cache_dir = None
+    if plot_prefix is not None:
+        plot_prefix.parent.mkdir(parents=True, exist_ok=True)
+    if args.real_vs_real:
+        results = real_vs_real(names, opts, data, (res, res))
+    else:
+        sample_fn = make_sample_fn(G, noise_mode=args.noise, truncation_psi=args.truncation)
+        results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
+    record.update({"data": data.source, "size": list(grid.size), "grid_shift": list(args.grid_shift or (0, 0)),
+                   "noise": args.noise, "truncation": args.truncation, "num_samples": args.num_samples,
+                   "feature_extractor": extractor, "real_vs_real": args.real_vs_real, "results": results})
+    line = to_json(record)
     print(line)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
             f.write(line + "\n")
     return 0
@@ -249,13 +309,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_generate)
 
     s = sub.add_parser("evaluate", help="compute metrics; prints one JSON object")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--metrics", default="shift-consistency", help="comma-separated metric names")
-    s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
-    s.add_argument("--num", type=int, default=64, help="samples per shift (default 64)")
+    s.add_argument("--checkpoint", help="checkpoint file or run directory")
+    s.add_argument("--metrics", default="fid,kid,pr",
+                   help="comma-separated: fid,kid,pr,swd,spectrum,eqt,eqt-frac,eqr,shift-consistency (default fid,kid,pr)")
+    s.add_argument("--data", help="real data to compare with (default: the checkpoint's training data)")
+    s.add_argument("--num-samples", type=_positive_int("num-samples"), default=10000,
+                   help="generated images for fid/kid/pr/swd/spectrum, and at most this many real ones (default 10000)")
+    s.add_argument("--feature-extractor", choices=["inception", "digits"],
+                   help="feature network for fid/kid/pr (default: digits for the digits data, else inception)")
+    s.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth (else "
+                   "$POSGEN_INCEPTION_WEIGHTS or the cache)")
+    s.add_argument("--grid-shift", type=parse_shift, metavar="DY,DX", help="render on a grid shifted by DY,DX training pixels")
+    s.add_argument("--size", type=parse_size, help="evaluate at HxW (zoomed canvas; real data prepared at that size)")
+    s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
+                   help="content patch for shift-consistency in training pixels (digits: from the data config)")
+    s.add_argument("--eq-samples", type=_positive_int("eq-samples"), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
+    s.add_argument("--shift-samples", type=_positive_int("shift-samples"), default=64,
+                   help="samples per shift for shift-consistency (default 64)")
     s.add_argument("--max-shift", type=_positive_float("max-shift"), help="largest shift in pixels (default: patch size)")
     s.add_argument("--step", type=_positive_float("step"), default=0.5, help="shift step in pixels (default 0.5)")
-    s.add_argument("--noise", choices=["random", "const", "off"], default="const")
+    s.add_argument("--noise", choices=["random", "const", "off"], default="const",
+                   help="noise mode (default const: a fixed field aligned with the grid)")
+    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1: none)")
+    s.add_argument("--batch-size", type=_positive_int("batch-size"), default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--real-vs-real", action="store_true", help="compare two disjoint halves of the real data (the floor)")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data statistics")
+    s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.set_defaults(fn=cmd_evaluate)
 
@@ -275,12 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     from posgen.checkpoint import CheckpointError
     from posgen.config import ConfigError
     from posgen.data import DataError
+    from posgen.metrics.errors import MetricError
     from posgen.training.gan import TrainingError
 
     try:
         args = build_parser().parse_args(argv)
         return args.fn(args)
-    except (UsageError, ConfigError, DataError, CheckpointError) as e:
+    except (UsageError, ConfigError, DataError, CheckpointError, MetricError) as e:
         print(f"posgen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingError as e:

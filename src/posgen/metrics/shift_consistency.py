@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from posgen.grid import Grid
 from posgen.sampling import SampleFn
@@ -40,7 +41,7 @@ def unshift(x: torch.Tensor, s: float, dim: int) -> torch.Tensor:
 def shift_consistency(
     sample_fn: SampleFn,
     *,
-    canvas: tuple[int, int],
+    grid: Grid,
     region: tuple[int, int, int, int],
     max_shift: float = 16.0,
     step: float = 0.5,
@@ -50,29 +51,37 @@ def shift_consistency(
     seed: int = 0,
     roll: bool = True,
     plot: str | Path | None = None,
+    progress: bool = False,
 ) -> dict:
     """Similarity curve over shifts 0, step, ..., max_shift along each axis, and its mean (s > 0).
 
-    canvas: (H, W) rendered; region: (top, left, height, width) of the patch at shift 0.
+    grid: the canvas the shifts start from (usually the training grid); region: (top, left,
+    height, width) of the content patch on it at shift 0.
     roll: circular shifts as in Choi et al.; without it the patch must stay on the canvas.
     """
     top, left, rh, rw = region
     if step <= 0 or max_shift <= 0:
         raise ValueError("max_shift and step must be positive")
+    canvas = grid.size
+    if top < 0 or left < 0 or rh < 1 or rw < 1 or top + rh > canvas[0] or left + rw > canvas[1]:
+        raise ValueError(f"region {tuple(region)} (top, left, height, width) must lie inside the {canvas[0]}x{canvas[1]} canvas")
     if not roll and (top + rh + max_shift > canvas[0] or left + rw + max_shift > canvas[1]):
         raise ValueError("without roll, region + max_shift must stay inside the canvas")
-    shifts = [round(k * step, 6) for k in range(int(math.floor(max_shift / step + 1e-9)) + 1)]
-    base = Grid(*canvas)
+    shifts = [round(k * step, 6) for k in range(math.floor(max_shift / step + 1e-9) + 1)]
+    base = Grid(grid.height, grid.width, grid.affine)
+    # shifts are in output pixels; the grid moves in frame units (which differ on a zoomed grid)
+    spacing = (base.extent()[0] / base.height, base.extent()[1] / base.width)
     curves: dict[str, list[float]] = {}
     for axis in axes:
         if axis not in ("x", "y"):
             raise ValueError(f"axes must be x and/or y, got {axis!r}")
         sums = torch.zeros(len(shifts))
-        for b0 in range(0, num_samples, batch_size):
+        for b0 in tqdm(range(0, num_samples, batch_size), desc=f"shift-consistency {axis}", disable=not progress,
+                       leave=False):
             n = min(batch_size, num_samples - b0)
             ref = None
             for i, s in enumerate(shifts):
-                dy, dx = (s, 0.0) if axis == "y" else (0.0, s)
+                dy, dx = (s * spacing[0], 0.0) if axis == "y" else (0.0, s * spacing[1])
                 grid = base.roll(dy, dx) if roll else base.shift(dy, dx)
                 gray = grayscale(sample_fn(n, seed + b0, grid).float())
                 gray = unshift(gray, s, dim=1 if axis == "y" else 2)
