@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
-import http.client
 import os
 import struct
-import tempfile
-import urllib.request
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Callable, ContextManager, Sequence, Union
 
 import numpy as np
 
 from posgen.data.errors import DataError
+from posgen.download import DownloadError, Opener, cache_root, fetch
 
 __all__ = [
     "IDX_DTYPES",
@@ -28,7 +25,7 @@ __all__ = [
     "write_idx",
 ]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 # IDX type code -> big-endian numpy dtype.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -53,9 +50,6 @@ MNIST_MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ]
-
-Opener = Callable[[str], ContextManager[IO[bytes]]]
-_CHUNK = 1 << 16
 
 
 # ----------------------------------------------------------------------------------------------- IDX
@@ -116,59 +110,11 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None
 
 def default_mnist_root() -> Path:
     """`$POSGEN_CACHE/mnist` if POSGEN_CACHE is set, else `~/.cache/posgen/mnist`."""
-    base = os.environ.get("POSGEN_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "posgen"
-    return root / "mnist"
+    return cache_root() / "mnist"
 
 
 def _resolve_root(root: PathLike | None) -> Path:
     return default_mnist_root() if root is None else Path(root).expanduser()
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _urlopen(url: str) -> ContextManager[IO[bytes]]:
-    req = urllib.request.Request(url, headers={"User-Agent": "posgen"})
-    return urllib.request.urlopen(req, timeout=60)
-
-
-def _fetch(url: str, dest_dir: Path, name: str, md5: str, opener: Opener, progress: bool) -> Path:
-    """Stream `url` into a temp file in `dest_dir`, verify its MD5 and return the temp path.
-
-    On any failure the temp file is removed; a checksum mismatch raises DataError.
-    """
-    from tqdm import tqdm
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, opener(url) as resp:
-            headers = getattr(resp, "headers", None)
-            length = headers.get("Content-Length") if headers is not None else None
-            total = int(length) if length and str(length).isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                      disable=not progress, leave=False) as bar:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        got = h.hexdigest()
-        if got != md5:
-            raise DataError(f"checksum mismatch for {name} from {url}: md5 {got}, expected {md5}")
-        return tmp
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def download_mnist(
@@ -181,14 +127,14 @@ def download_mnist(
     """Download the missing MNIST files into `root` (default: `default_mnist_root()`) and return it.
 
     Each file is fetched from `mirrors` (default MNIST_MIRRORS) in order, MD5-checked against
-    MNIST_FILES and moved into place atomically. A file already present with the right checksum is
-    kept; one with a wrong checksum is fetched again. `opener(url)` returns a context-managed binary
-    stream (default: urllib with a 60 s timeout), so tests can use file:// URLs or a local server.
+    MNIST_FILES and moved into place atomically (see `posgen.download.fetch`). A file already
+    present with the right checksum is kept; one with a wrong checksum is fetched again, and removed
+    when that fails. `opener(url)` returns a context-managed binary stream (default: urllib with a
+    60 s timeout), so tests can use file:// URLs or a local server.
     Raises DataError naming the file when no mirror delivers it intact.
     """
     root = _resolve_root(root)
     mirrors = list(MNIST_MIRRORS if mirrors is None else mirrors)
-    opener = opener or _urlopen
     if not mirrors:
         raise DataError(f"no MNIST mirrors configured to download into {root}")
     try:
@@ -196,31 +142,13 @@ def download_mnist(
     except OSError as e:
         raise DataError(f"cannot create MNIST cache directory {root}: {e.strerror or e}") from e
     for name, md5 in MNIST_FILES.items():
-        dest = root / name
-        if dest.is_file() and _md5(dest) == md5:
-            continue
-        failures: list[str] = []
-        mismatch: DataError | None = None
-        for base in mirrors:
-            url = base if base.endswith("/") else base + "/"
-            url += name
-            try:
-                tmp = _fetch(url, root, name, md5, opener, progress)
-            except DataError as e:  # checksum mismatch: try the next mirror, remember why
-                mismatch = e
-                failures.append(str(e))
-                continue
-            except (OSError, ValueError, http.client.HTTPException) as e:  # URLError is an OSError
-                failures.append(f"{url}: {' '.join(str(e).split())}")
-                continue
-            os.replace(tmp, dest)
-            break
-        else:
+        urls = [(base if base.endswith("/") else base + "/") + name for base in mirrors]
+        try:
+            fetch(urls, root / name, md5, algorithm="md5", opener=opener, progress=progress)
+        except DownloadError as e:
             with contextlib.suppress(OSError):
-                dest.unlink()  # never leave a bad file where load_mnist would find it
-            if mismatch is not None and len(failures) == 1:
-                raise mismatch
-            raise DataError(f"could not download {name} into {root}: " + "; ".join(failures))
+                (root / name).unlink()  # never leave a bad file where load_mnist would find it
+            raise DataError(str(e)) from e
     return root
 
 
