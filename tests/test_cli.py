@@ -45,6 +45,14 @@ def test_dry_run_prints_the_resolved_config_with_overrides(capsys):
     ["generate", "--checkpoint", "{ckpt}", "--seeds", "5-1", "--out", "{tmp}"],
     ["generate", "--checkpoint", "{bad}", "--out", "{tmp}"],
     ["evaluate", "--checkpoint", "{ckpt}", "--metrics", "fid-of-nothing"],
+    ["evaluate", "--metrics", "fid"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--num-samples", "0"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--region", "0,0,8"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--feature-extractor", "vgg"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--data", "/no/such/folder", "--metrics", "fid"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--real-vs-real", "--metrics", "eqt"],
+    ["evaluate", "--checkpoint", "{ckpt}", "--metrics", "fid", "--feature-extractor", "inception",
+     "--inception-weights", "{bad}"],
     ["info", "{bad}"],
     ["frobnicate"],
     [],
@@ -77,15 +85,52 @@ def test_generate_same_seed_same_image(trained_run, tmp_path):
     assert (tmp_path / "a/seed0003.png").read_bytes() == (tmp_path / "b/seed0003.png").read_bytes()
 
 
-def test_evaluate_prints_json_and_appends_to_file(trained_run, tmp_path, capsys):
-    out = tmp_path / "metrics.jsonl"
+ALL_METRICS = "fid,kid,pr,swd,spectrum,eqt,eqt-frac,eqr,shift-consistency"
+SMALL = ["--num-samples", "24", "--eq-samples", "2", "--shift-samples", "2", "--step", "4", "--batch-size", "8"]
+
+
+def test_evaluate_runs_every_metric_prints_json_appends_and_plots(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POSGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "eval" / "metrics.jsonl"
     for _ in range(2):
-        assert main(["evaluate", "--checkpoint", str(trained_run), "--num", "4", "--step", "2", "--out", str(out)]) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    res = printed["results"]["shift-consistency"]
-    assert 0 <= res["mean"] <= 1 and res["shifts"] == [0, 2, 4, 6, 8]
+        assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", ALL_METRICS, *SMALL,
+                     "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    first, second = (json.loads(line) for line in lines[-2:])
+    res = second["results"]
+    assert list(res) == ALL_METRICS.split(",")
+    assert res["fid"]["fid"] > 0 and res["fid"]["feature_extractor"] == "digits" and res["fid"]["num_real"] == 24
+    assert 0 <= res["pr"]["precision"] <= 1 and res["swd"]["swd"] > 0 and res["spectrum"]["spectral_distance_db"] > 0
+    assert all(isinstance(res[k][k], (float, str)) for k in ("eqt", "eqt-frac", "eqr"))
+    assert res["shift-consistency"]["shifts"] == [0, 4, 8]
+    assert second["feature_extractor"] == "digits" and second["size"] == [16, 16]
+    # the second run read the cached real statistics and found the same numbers
+    assert first["results"]["fid"] == second["results"]["fid"] and first["results"]["swd"] == second["results"]["swd"]
+    assert len(list((tmp_path / "cache" / "stats").glob("real-*.npz"))) == 3  # features, descriptors, spectra
     assert len(out.read_text().strip().splitlines()) == 2
-    assert (tmp_path / "metrics.shift-consistency.png").exists()
+    assert (out.parent / "metrics.spectrum.png").exists() and (out.parent / "metrics.shift-consistency.png").exists()
+
+
+def test_evaluate_at_a_larger_canvas_and_shifted_grid(trained_run, tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid,eqt", "--size", "24x24",
+                 "--grid-shift", "0,3", "--no-cache", *SMALL]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["size"] == [24, 24] and rec["grid_shift"] == [0, 3] and rec["results"]["fid"]["fid"] > 0
+
+
+def test_evaluate_wider_canvas_allows_generator_metrics_only(trained_run, tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "eqr", "--size", "16x32", *SMALL]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == [16, 32]
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid", "--size", "16x32", *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "aspect ratio" in err
+
+
+def test_evaluate_real_vs_real_floor(trained_run, capsys):
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--real-vs-real", "--metrics", "fid,kid,swd",
+                 "--no-cache", *SMALL]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["real_vs_real"] is True and rec["results"]["fid"]["num_real"] == 24 and rec["results"]["fid"]["fid"] > 0
 
 
 def test_info_prints_config_and_progress(trained_run, capsys):

@@ -203,10 +203,11 @@ def _evaluation_grid(res: int, args: argparse.Namespace):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from posgen.metrics.evaluate import EvalOptions, evaluate, real_vs_real, to_json
+    from posgen.metrics.evaluate import EvalOptions, check_metric_names, evaluate, real_vs_real, to_json
     from posgen.sampling import load, make_sample_fn
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    check_metric_names(names)
     _check_device(args.device)
     if args.checkpoint is None and not args.real_vs_real:
         raise UsageError("evaluate needs --checkpoint PATH (or --real-vs-real with --data)")

@@ -230,7 +230,7 @@ def real_statistics(statistics: set[str], data: DataConfig, training_size: tuple
 
 
 # ---- the runner -------------------------------------------------------------------------------
-def _check_names(names: list[str]) -> None:
+def check_metric_names(names: list[str]) -> None:
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
         raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
@@ -250,7 +250,7 @@ def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: 
     """Run metrics `names` for `sample_fn` on `opts.grid`; returns {name: result dict}.
 
     Distribution metrics need `data` (and the `training_size` it is stored at)."""
-    _check_names(names)
+    check_metric_names(names)
     statistics = {METRICS[n].statistic for n in names} - {None}
     results: dict[str, dict] = {}
     if statistics:
@@ -277,7 +277,7 @@ def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: 
 def real_vs_real(names: list[str], opts: EvalOptions, data: DataConfig, training_size: tuple[int, int]) -> dict:
     """The floor of the distribution metrics: the first half of the real images (in data order, so
     near-duplicates such as the jittered copies of one digit stay on one side) against the second."""
-    _check_names(names)
+    check_metric_names(names)
     bad = [n for n in names if METRICS[n].statistic is None]
     if bad:
         raise MetricError(f"real-vs-real compares data with data; {', '.join(bad)} need a generator")
