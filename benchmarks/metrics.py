@@ -69,7 +69,7 @@ def main() -> None:
     cfg = get_preset(args.preset)
     G = Generator(cfg.model).to(dev).eval()
     sample_fn = make_sample_fn(G, noise_mode="const")
-    grid = G.default_grid
+    grid = G.default_grid()
     torch.manual_seed(0)
 
     images: list[torch.Tensor] = []

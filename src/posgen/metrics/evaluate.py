@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -178,10 +181,14 @@ def _save_stats(path: Path, stats: dict, key: dict) -> None:
             arrays.update({f"descriptors_{i}": level for i, level in enumerate(value)})
         else:
             arrays[name] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, key=np.array(json.dumps(key, sort_keys=True, default=list)), **arrays)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, key=np.array(json.dumps(key, sort_keys=True, default=list)), **arrays)
+        os.replace(tmp, path)  # atomic: concurrent evaluations never see a partial file
+    except OSError as e:
+        warnings.warn(f"could not cache real-data statistics in {path.parent}: {e}", stacklevel=2)
 
 
 def _load_stats(path: Path, key: dict) -> dict | None:
