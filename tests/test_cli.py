@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,7 +14,7 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "posgen.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+                          timeout=timeout, env=ENV, check=False)
 
 
 def test_presets_lists_every_required_preset_one_line_each(capsys):
@@ -124,6 +125,22 @@ def test_evaluate_wider_canvas_allows_generator_metrics_only(trained_run, tmp_pa
     assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid", "--size", "16x32", *SMALL]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "aspect ratio" in err
+
+
+def test_evaluate_against_an_image_folder(trained_run, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(folder), "--metrics", "fid,swd",
+                 "--feature-extractor", "digits", "--no-cache", *SMALL]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["data"] == str(folder) and rec["results"]["fid"]["num_real"] == 10
+    # shift consistency needs to know where the content is
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(folder),
+                 "--metrics", "shift-consistency", *SMALL]) == 2
+    assert "--region" in capsys.readouterr().err
 
 
 def test_evaluate_real_vs_real_floor(trained_run, capsys):

@@ -203,7 +203,13 @@ def _evaluation_grid(res: int, args: argparse.Namespace):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from posgen.metrics.evaluate import EvalOptions, check_metric_names, evaluate, real_vs_real, to_json
+    from posgen.metrics.evaluate import (
+        EvalOptions,
+        check_metric_names,
+        evaluate,
+        real_vs_real,
+        to_json,
+    )
     from posgen.sampling import load, make_sample_fn
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -226,8 +232,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data = dataclasses.replace(data, source=args.data)
     grid, zoom = _evaluation_grid(res, args)
     region = args.region or (tuple(data.digits.region) if data.source == "digits" else None)
-    if region is not None:
-        region = tuple(round(v * zoom) for v in region)
+    if region is not None:  # to output pixels of the evaluated grid, moved with --grid-shift
+        dy, dx = args.grid_shift or (0.0, 0.0)
+        top, left, h, w = (round(v * zoom) for v in region)
+        region = (top + round(dy * zoom), left + round(dx * zoom), h, w)
     extractor = args.feature_extractor or ("digits" if data.source == "digits" else "inception")
     plot_prefix = Path(args.out).with_suffix("") if args.out else None
     opts = EvalOptions(grid=grid, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,

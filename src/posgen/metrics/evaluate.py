@@ -66,6 +66,10 @@ class EvalOptions:
     def shift_consistency_args(self) -> dict:
         if self.region is None:
             raise MetricError("shift-consistency needs the content region of the data (--region TOP,LEFT,H,W)")
+        top, left, h, w = self.region
+        if top < 0 or left < 0 or top + h > self.grid.height or left + w > self.grid.width:
+            raise MetricError(f"shift-consistency region {self.region} (top, left, height, width) is not inside "
+                              f"the {self.grid.height}x{self.grid.width} canvas")
         return {"grid": self.grid, "region": self.region, "num_samples": self.shift_samples,
                 "max_shift": self.max_shift or float(self.region[2]), "step": self.shift_step,
                 "batch_size": min(32, self.batch_size), "seed": self.seed,
