@@ -49,12 +49,17 @@ def save(path: Path, tensors: dict[str, torch.Tensor], config: RunConfig, state:
 
 
 def resolve(path: str | Path) -> Path:
-    """A run directory or a .safetensors file -> the checkpoint file."""
+    """A run directory, a .safetensors file or the name of a shipped model -> the checkpoint file."""
+    from posgen.pretrained import PRETRAINED, pretrained_path
+
     p = Path(path).expanduser()
+    if not p.exists() and pretrained_path(str(path)) is not None:
+        return pretrained_path(str(path))
     if p.is_dir():
         p = p / CHECKPOINT_NAME
     if not p.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        names = ", ".join(PRETRAINED)
+        raise CheckpointError(f"no checkpoint at {path} (not a file, run directory or shipped model: {names})")
     return p
 
 

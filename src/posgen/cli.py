@@ -87,6 +87,18 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrained(args: argparse.Namespace) -> int:
+    from posgen.pretrained import list_pretrained
+
+    rows = list_pretrained()
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['bytes'] / 2**20:5.1f} MB  {r['summary']}")
+    if not rows:
+        print("no shipped models in this install", file=sys.stderr)
+    return 0
+
+
 def resolve_config(args: argparse.Namespace):
     from posgen.config import apply_overrides
     from posgen.presets import get_preset
@@ -291,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list presets, one line each")
     s.set_defaults(fn=cmd_presets)
 
+    s = sub.add_parser("pretrained", help="list the models shipped with posgen (usable by name as --checkpoint)")
+    s.set_defaults(fn=cmd_pretrained)
+
     s = sub.add_parser("train", help="train a GAN from a preset")
     s.add_argument("--preset", help="preset name (see `posgen presets`)")
     s.add_argument("--data", help="data source: digits, an image folder, a .zip archive or one image")
@@ -305,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("generate", help="render seeds on a shifted / rolled / zoomed / resized grid")
-    s.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
     s.add_argument("--shift", type=parse_shift, help="DY,DX in training pixels (fractional allowed)")
     s.add_argument("--roll", action="store_true", help="circular shift (wrap around the canvas)")
@@ -318,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_generate)
 
     s = sub.add_parser("evaluate", help="compute metrics; prints one JSON object")
-    s.add_argument("--checkpoint", help="checkpoint file or run directory")
+    s.add_argument("--checkpoint", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
     s.add_argument("--metrics", default="fid,kid,pr",
                    help="comma-separated: fid,kid,pr,swd,spectrum,eqt,eqt-frac,eqr,shift-consistency (default fid,kid,pr)")
     s.add_argument("--data", help="real data to compare with (default: the checkpoint's training data)")
@@ -349,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
-    s.add_argument("path", help="checkpoint file or run directory")
+    s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("demo", help="train (or load) the digits MS-PE model and draw shifted and wide samples")

@@ -3,7 +3,6 @@ wider canvas. Uses the checkpoint shipped in posgen/assets when there is one, el
 the `digits-mspe` preset for a few minutes (resuming an interrupted demo run)."""
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -12,18 +11,18 @@ from PIL import Image, ImageDraw
 from posgen import checkpoint
 from posgen.grid import Grid
 from posgen.models import Generator
+from posgen.pretrained import pretrained_path
 from posgen.sampling import load, render_seeds
 from posgen.viz import image_grid
 
-SHIPPED = "digits-mspe.safetensors"
+SHIPPED = "digits-mspe"  # name in posgen.pretrained.PRETRAINED
 SEEDS = [0, 1, 2, 3, 4, 5]
 SHIFTS = [(0.0, 0.0), (0.0, 4.0), (0.0, 8.5), (0.0, 16.0), (6.0, 3.0), (16.0, 16.0)]
 SCALE = 4  # nearest-neighbour enlargement of the 32x32 pictures
 
 
 def shipped_checkpoint() -> Path | None:
-    path = resources.files("posgen") / "assets" / SHIPPED
-    return Path(str(path)) if path.is_file() else None
+    return pretrained_path(SHIPPED)
 
 
 def demo_generator(out: Path, minutes: float, retrain: bool) -> tuple[Generator, str]:

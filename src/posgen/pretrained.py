@@ -1,0 +1,34 @@
+"""Generators shipped inside the package (EMA weights, fp16 safetensors with their config),
+usable by name wherever a checkpoint path is accepted: `posgen generate --checkpoint digits-mspe`.
+
+PRETRAINED maps each name to a one-line summary; the file is `posgen/assets/<name>.safetensors`.
+An existing file or directory of the same name takes precedence over a shipped model.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+PRETRAINED: dict[str, str] = {
+    "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding) on the biased digits, 32x32, 65 kimg",
+    "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, 66 kimg",
+    "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, 66 kimg",
+}
+
+
+def pretrained_path(name: str) -> Path | None:
+    """The shipped file of model `name`, or None when there is no such model in this install."""
+    if name not in PRETRAINED:
+        return None
+    path = Path(str(resources.files("posgen") / "assets" / f"{name}.safetensors"))
+    return path if path.is_file() else None
+
+
+def list_pretrained() -> list[dict]:
+    """Name, summary, file and size of every shipped model present in this install."""
+    rows = []
+    for name, summary in PRETRAINED.items():
+        path = pretrained_path(name)
+        if path is not None:
+            rows.append({"name": name, "summary": summary, "path": str(path), "bytes": path.stat().st_size})
+    return rows
