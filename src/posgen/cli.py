@@ -274,6 +274,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from posgen.apps.report import ReportSettings, write_report
+
+    settings = ReportSettings(fid_samples=args.fid_samples, eq_samples=args.eq_samples)
+    path = write_report(args.checkpoint, args.out, settings)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from posgen import checkpoint
 
@@ -362,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("report", help="HTML report card comparing generators side by side")
+    s.add_argument("--checkpoint", action="append", required=True,
+                   help="checkpoint, run directory or shipped model name; repeat for each model")
+    s.add_argument("--out", required=True, help="output folder for report.html and report.json")
+    s.add_argument("--fid-samples", type=_positive_int("fid-samples"), default=2000,
+                   help="generated images per FID scale (default 2000)")
+    s.add_argument("--eq-samples", type=_positive_int("eq-samples"), default=64)
+    s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
     s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
