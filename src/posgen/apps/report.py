@@ -36,13 +36,17 @@ class ReportSettings:
     progress: bool = True
 
 
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _png(array: np.ndarray, scale: int = 1) -> str:
     img = Image.fromarray(array)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue())
 
 
 def sample_panels(G, res: int) -> dict[str, torch.Tensor]:
@@ -83,7 +87,7 @@ def _colormap(maps: np.ndarray, vmax: float) -> np.ndarray:
 def _shift_plot(result: dict) -> str:
     buf = io.BytesIO()
     plot_curves(result, buf)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue())
 
 
 def model_report(checkpoint: str, settings: ReportSettings) -> dict:
