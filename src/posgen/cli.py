@@ -43,7 +43,7 @@ def parse_shift(text: str) -> tuple[float, float]:
         dy, dx = (float(v) for v in text.split(","))
     except ValueError:
         raise UsageError(f"malformed --shift {text!r}: use DY,DX, e.g. 0,4.5") from None
-    if not all(map(_finite, (dy, dx))):
+    if not all(map(math.isfinite, (dy, dx))):
         raise UsageError(f"malformed --shift {text!r}: values must be finite")
     return dy, dx
 
@@ -61,17 +61,15 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _finite(v: float) -> bool:
-    return math.isfinite(v)
-
-
-def _positive_float(name: str):
-    def parse(text: str) -> float:
+def _positive(name: str, kind: type = float):
+    """argparse type: a finite positive number of `kind` (float or int) for option --name."""
+    def parse(text: str):
         try:
-            v = float(text)
+            v = kind(text)
         except ValueError:
-            raise UsageError(f"--{name} must be a number, got {text!r}") from None
-        if not _finite(v) or v <= 0:
+            what = "a whole number" if kind is int else "a number"
+            raise UsageError(f"--{name} must be {what}, got {text!r}") from None
+        if not math.isfinite(v) or v <= 0:
             raise UsageError(f"--{name} must be positive, got {text}")
         return v
     return parse
@@ -186,18 +184,6 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
     if top < 0 or left < 0 or h < 1 or w < 1:
         raise UsageError(f"--region {text!r}: top/left must be >= 0 and the size positive")
     return top, left, h, w
-
-
-def _positive_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise UsageError(f"--{name} must be a whole number, got {text!r}") from None
-        if v <= 0:
-            raise UsageError(f"--{name} must be positive, got {v}")
-        return v
-    return parse
 
 
 def _evaluation_grid(res: int, args: argparse.Namespace):
@@ -319,12 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="preset name (see `posgen presets`)")
     s.add_argument("--data", help="data source: digits, an image folder, a .zip archive or one image")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. model.channel_max=64")
-    s.add_argument("--kimg", type=_positive_float("kimg"), help="training length in thousands of images")
+    s.add_argument("--kimg", type=_positive("kimg"), help="training length in thousands of images")
     s.add_argument("--out", help="run directory (default runs/PRESET)")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--minutes", type=_positive_float("minutes"), help="stop (with a checkpoint) after this much time")
+    s.add_argument("--minutes", type=_positive("minutes"), help="stop (with a checkpoint) after this much time")
     s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     s.set_defaults(fn=cmd_train)
 
@@ -333,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
     s.add_argument("--shift", type=parse_shift, help="DY,DX in training pixels (fractional allowed)")
     s.add_argument("--roll", action="store_true", help="circular shift (wrap around the canvas)")
-    s.add_argument("--zoom", type=_positive_float("zoom"), help="sample the canvas this many times denser")
+    s.add_argument("--zoom", type=_positive("zoom"), help="sample the canvas this many times denser")
     s.add_argument("--size", type=parse_size, help="output HxW (default: training size times zoom)")
     s.add_argument("--noise", choices=["random", "const", "off"], default="const")
     s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (1: none)")
@@ -346,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", default="fid,kid,pr",
                    help="comma-separated: fid,kid,pr,swd,spectrum,eqt,eqt-frac,eqr,shift-consistency (default fid,kid,pr)")
     s.add_argument("--data", help="real data to compare with (default: the checkpoint's training data)")
-    s.add_argument("--num-samples", type=_positive_int("num-samples"), default=10000,
+    s.add_argument("--num-samples", type=_positive("num-samples", int), default=10000,
                    help="generated images for fid/kid/pr/swd/spectrum, and at most this many real ones (default 10000)")
     s.add_argument("--feature-extractor", choices=["inception", "digits"],
                    help="feature network for fid/kid/pr (default: digits for the digits data, else inception)")
@@ -356,15 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=parse_size, help="evaluate at HxW (zoomed canvas; real data prepared at that size)")
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="content patch for shift-consistency in training pixels (digits: from the data config)")
-    s.add_argument("--eq-samples", type=_positive_int("eq-samples"), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
-    s.add_argument("--shift-samples", type=_positive_int("shift-samples"), default=64,
+    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
+    s.add_argument("--shift-samples", type=_positive("shift-samples", int), default=64,
                    help="samples per shift for shift-consistency (default 64)")
-    s.add_argument("--max-shift", type=_positive_float("max-shift"), help="largest shift in pixels (default: patch size)")
-    s.add_argument("--step", type=_positive_float("step"), default=0.5, help="shift step in pixels (default 0.5)")
+    s.add_argument("--max-shift", type=_positive("max-shift"), help="largest shift in pixels (default: patch size)")
+    s.add_argument("--step", type=_positive("step"), default=0.5, help="shift step in pixels (default 0.5)")
     s.add_argument("--noise", choices=["random", "const", "off"], default="const",
                    help="noise mode (default const: a fixed field aligned with the grid)")
     s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1: none)")
-    s.add_argument("--batch-size", type=_positive_int("batch-size"), default=64)
+    s.add_argument("--batch-size", type=_positive("batch-size", int), default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--real-vs-real", action="store_true", help="compare two disjoint halves of the real data (the floor)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data statistics")
@@ -376,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", action="append", required=True,
                    help="checkpoint, run directory or shipped model name; repeat for each model")
     s.add_argument("--out", required=True, help="output folder for report.html and report.json")
-    s.add_argument("--fid-samples", type=_positive_int("fid-samples"), default=2000,
+    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=2000,
                    help="generated images per FID scale (default 2000)")
-    s.add_argument("--eq-samples", type=_positive_int("eq-samples"), default=64)
+    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=64)
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
@@ -387,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="train (or load) the digits MS-PE model and draw shifted and wide samples")
     s.add_argument("--out", default="posgen-demo", help="output folder (default ./posgen-demo)")
-    s.add_argument("--minutes", type=_positive_float("minutes"), default=6.0, help="training time when training (default 6)")
+    s.add_argument("--minutes", type=_positive("minutes"), default=6.0, help="training time when training (default 6)")
     s.add_argument("--train", action="store_true", help="train even when a shipped checkpoint exists")
     s.set_defaults(fn=cmd_demo)
     return p

@@ -6,6 +6,7 @@ FID at 1x, 1.5x and 2x canvas (Choi Table 1). Every image is embedded as a data 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def model_report(checkpoint: str, settings: ReportSettings) -> dict:
     entry["fid"] = {}
     for scale in SCALES:
         size = round(res * scale)
-        opts = EvalOptions(**{**base.__dict__, "grid": Grid(res, res).zoom(scale, size=(size, size))})
+        opts = dataclasses.replace(base, grid=Grid(res, res).zoom(scale, size=(size, size)))
         fid = evaluate(sample_fn, ["fid"], opts, data=cfg.data, training_size=(res, res))["fid"]
         entry["fid"][f"{scale:g}x"] = fid["fid"]
     entry["feature_extractor"] = base.feature_extractor
