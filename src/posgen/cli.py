@@ -188,14 +188,16 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
 
 def _evaluation_grid(res: int, args: argparse.Namespace):
     """The evaluated canvas: --size zooms the training canvas to that height (and widens or
-    narrows it to that width); --grid-shift then moves the content by DY,DX training pixels."""
+    narrows it to that width), or with --expand keeps the training pixel spacing and shows more
+    of the plane (MS-PIE "expand"); --grid-shift then moves the content by DY,DX training pixels."""
     from posgen.grid import Grid
 
     size = args.size or (res, res)
-    grid = Grid(res, res).zoom(size[0] / res, size=size)
+    zoom = 1.0 if args.expand else size[0] / res
+    grid = Grid(res, res).zoom(zoom, size=size)
     if args.grid_shift:
         grid = grid.shift(*args.grid_shift)
-    return grid, size[0] / res
+    return grid, zoom
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -266,6 +268,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = ReportSettings(fid_samples=args.fid_samples, eq_samples=args.eq_samples)
     path = write_report(args.checkpoint, args.out, settings)
     print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def parse_model_override(text: str) -> tuple[str, str]:
+    from posgen.apps.study import EVERY
+
+    name, sep, path = text.partition("=")
+    if not sep or not path:
+        raise UsageError(f"malformed --model {text!r}: use NAME=CHECKPOINT, e.g. digits-mspe=runs/my-mspe")
+    if name not in EVERY:
+        raise UsageError(f"--model {name!r} is not a model of the study; they are {', '.join(EVERY)}")
+    return name, path
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from posgen.apps.study import FINDINGS, Study, StudySettings
+
+    settings = StudySettings(fid_samples=args.fid_samples, shift_samples=args.shift_samples,
+                             eq_samples=args.eq_samples, noise_draws=args.noise_draws, models=dict(args.model or []))
+    findings = args.findings or list(FINDINGS)
+    unknown = [f for f in findings if f not in FINDINGS]
+    if unknown:
+        raise UsageError(f"unknown finding {unknown[0]!r}; choose from {', '.join(FINDINGS)}")
+    Study(args.out, settings).run(findings)
+    print(f"wrote {', '.join(findings)} to {args.out} (figures and study.json)")
     return 0
 
 
@@ -340,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "$POSGEN_INCEPTION_WEIGHTS or the cache)")
     s.add_argument("--grid-shift", type=parse_shift, metavar="DY,DX", help="render on a grid shifted by DY,DX training pixels")
     s.add_argument("--size", type=parse_size, help="evaluate at HxW (zoomed canvas; real data prepared at that size)")
+    s.add_argument("--expand", action="store_true",
+                   help="with --size: keep the training pixel spacing and show more of the plane instead of zooming "
+                        "(how SPE-expand MS-PIE models render larger canvases)")
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="content patch for shift-consistency in training pixels (digits: from the data config)")
     s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
@@ -366,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per FID scale (default 2000)")
     s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=64)
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("study", help="reproduce the spatial-bias study's findings on the shipped digits models (docs/study.md)")
+    s.add_argument("findings", nargs="*", metavar="FINDING", help="any of f1 f2 f3 f4 f5 f6 eq (default: all)")
+    s.add_argument("--out", default="docs/study", help="folder for the figures and study.json (default docs/study)")
+    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=10000,
+                   help="generated images per FID/SWD figure (default 10000)")
+    s.add_argument("--shift-samples", type=_positive("shift-samples", int), default=256)
+    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256)
+    s.add_argument("--noise-draws", type=_positive("noise-draws", int), default=100)
+    s.add_argument("--model", type=parse_model_override, action="append", metavar="NAME=CHECKPOINT",
+                   help="use CHECKPOINT in place of the shipped model NAME (repeatable)")
+    s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
     s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")

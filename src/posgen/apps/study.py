@@ -1,0 +1,338 @@
+"""`posgen study`: the spatial-bias study on the biased digits (docs/study.md), one function per
+finding, each writing its figure(s) to OUT and returning the numbers behind them.
+
+    f1  shift consistency under 1-px shifts 0..canvas, x and y       (Choi Fig. 2d)
+    f2  per-pixel std over noise maps for fixed latents              (Choi Fig. 4)
+    f3  FID at 1x / 1.5x / 2x canvas, zoomed ("interp")              (Choi Table 1)
+    f4  the constant input filled with a uniform value               (Xu Fig. 3)
+    f5  zero padding vs padding-free constant / CSG / SPE: FID, SWD  (Xu Tables 2-4)
+    f6  MS-PIE variants at three canvas sizes, one model each        (Xu Table 5)
+    eq  EQ-T / EQ-T-frac / EQ-R and generation beyond the border    (StyleGAN3; Choi Fig. 8)
+
+The models are the shipped ones (`posgen pretrained`); `models` remaps any name to another
+checkpoint, e.g. to run the study on your own (larger) runs.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from posgen.grid import Grid
+from posgen.metrics.evaluate import EvalOptions, evaluate, to_json
+from posgen.metrics.shift_consistency import grayscale, shift_consistency
+from posgen.sampling import load, make_sample_fn, render_seeds
+from posgen.viz import image_grid
+
+CHOI = ("digits-baseline", "digits-sspe", "digits-mspe")
+PADDING = ("digits-baseline", "digits-nopad", "digits-csg-nopad", "digits-sspe-nopad", "digits-mspe-nopad")
+MSPIE = ("digits-baseline", "digits-mspie-const", "digits-mspie-csg", "digits-mspie-spe-interp", "digits-mspie")
+UNIFORM = ("digits-baseline", "digits-nopad")
+EVERY = tuple(dict.fromkeys(CHOI + PADDING + MSPIE))
+FILL_VALUES = (0.0, 0.5, 1.0)
+SEEDS = list(range(8))
+
+
+@dataclass
+class StudySettings:
+    fid_samples: int = 10000     # generated images per FID / SWD figure
+    shift_samples: int = 256     # latents per shift-consistency curve
+    eq_samples: int = 256
+    noise_draws: int = 100       # Choi Fig. 4 uses 100 noise maps
+    noise_latents: int = 4
+    border: int = 4              # F4: width of the border band in pixels
+    models: dict[str, str] = field(default_factory=dict)  # name -> checkpoint to use instead
+    progress: bool = True
+
+
+class Study:
+    def __init__(self, out: str | Path, settings: StudySettings | None = None) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings = settings or StudySettings()
+        self._loaded: dict[str, tuple] = {}
+
+    # ---- helpers --------------------------------------------------------------------------
+    def model(self, name: str):
+        """(G, config, state) of the model called `name` (or its replacement)."""
+        if name not in self._loaded:
+            self._loaded[name] = load(self.settings.models.get(name, name))
+        return self._loaded[name]
+
+    def _options(self, grid: Grid) -> EvalOptions:
+        return EvalOptions(grid=grid, num_samples=self.settings.fid_samples, feature_extractor="digits",
+                           eq_samples=self.settings.eq_samples, progress=self.settings.progress)
+
+    def distribution(self, name: str, metrics: list[str], grid: Grid) -> dict:
+        G, cfg, _ = self.model(name)
+        res = G.resolution
+        return evaluate(make_sample_fn(G), metrics, self._options(grid), data=cfg.data, training_size=(res, res))
+
+    def _describe(self, names) -> dict:
+        return {n: {"checkpoint": self.settings.models.get(n, n), "kimg": self.model(n)[2].get("kimg")} for n in names}
+
+    # ---- findings -------------------------------------------------------------------------
+    def f1(self, names=CHOI) -> dict:
+        """Shift consistency for circular 1-px shifts over the whole canvas, along x and y."""
+        curves = {}
+        for name in names:
+            G, cfg, _ = self.model(name)
+            res = G.resolution
+            curves[name] = shift_consistency(make_sample_fn(G), grid=Grid(res, res), region=tuple(cfg.data.digits.region),
+                                             max_shift=res, step=1.0, num_samples=self.settings.shift_samples,
+                                             progress=self.settings.progress)
+        stride = {n: self.model(n)[0].coarsest_stride for n in names}
+        _plot_shift_curves(curves, stride, self.out / "f1-shift-consistency.png")
+        summary = {}
+        for n, r in curves.items():
+            s = stride[n]
+            off = [v for c in r["curves"].values() for k, v in enumerate(c) if k % s]
+            on = [v for c in r["curves"].values() for k, v in enumerate(c) if k and k % s == 0]
+            summary[n] = {"mean": r["mean"], "min": min(v for c in r["curves"].values() for v in c),
+                          "mean_at_stride_multiples": float(np.mean(on)), "mean_elsewhere": float(np.mean(off)),
+                          "curves": r["curves"], "shifts": r["shifts"]}
+        return {"models": self._describe(names), "coarsest_stride": stride, "results": summary}
+
+    def f2(self, names=CHOI) -> dict:
+        """Per-pixel std of luma over noise draws for fixed latents, with the digit region split out."""
+        from posgen.apps.report import noise_std_map
+
+        maps, results = {}, {}
+        for name in tqdm(names, desc="noise std", disable=not self.settings.progress):
+            G, cfg, _ = self.model(name)
+            m = noise_std_map(G, G.resolution, self.settings.noise_latents, self.settings.noise_draws)
+            top, left, h, w = cfg.data.digits.region
+            inside = np.zeros(m.shape[1:], dtype=bool)
+            inside[top:top + h, left:left + w] = True
+            maps[name] = m
+            results[name] = {"mean": float(m.mean()), "max": float(m.max()), "region_mean": float(m[:, inside].mean()),
+                             "outside_mean": float(m[:, ~inside].mean())}
+        vmax = max(float(np.percentile(m, 99.5)) for m in maps.values())
+        _plot_maps(maps, vmax, self.out / "f2-noise-std.png")
+        return {"models": self._describe(names), "draws": self.settings.noise_draws, "vmax": vmax, "results": results}
+
+    def f3(self, names=CHOI, scales=(1.0, 1.5, 2.0)) -> dict:
+        """FID on canvases zoomed 1x / 1.5x / 2x against real data prepared at each size."""
+        results = {}
+        for name in names:
+            res = self.model(name)[0].resolution
+            results[name] = {}
+            for s in scales:
+                size = round(res * s)
+                grid = Grid(res, res).zoom(s, size=(size, size))
+                results[name][f"{s:g}x"] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
+        _plot_lines(results, "canvas scale (zoom)", "FID (digits features)", self.out / "f3-multiscale-fid.png")
+        _save_panels({n: [render_seeds(self.model(n)[0], SEEDS[:6], Grid(r, r).zoom(s, size=(round(r * s),) * 2))
+                          for s in scales] for n in names for r in [self.model(n)[0].resolution]},
+                     [f"{s:g}x" for s in scales], self.out / "f3-samples.png")
+        return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
+
+    def f4(self, names=UNIFORM, values=FILL_VALUES) -> dict:
+        """Fill the learned constant with one value; measure how far the output is from uniform."""
+        results, rows = {}, {}
+        b = self.settings.border
+        for name in names:
+            G = self.model(name)[0]
+            res = G.resolution
+            images = [render_seeds(G, SEEDS, noise_mode="off")]
+            results[name] = {"padding": G.cfg.padding}
+            for v in values:
+                img = render_seeds(uniform_constant(G, v), SEEDS, noise_mode="off")
+                images.append(img)
+                results[name][f"fill {v:g}"] = spatial_uniformity(img, b)
+            rows[name] = images
+        _save_panels(rows, ["learned constant"] + [f"filled with {v:g}" for v in values], self.out / "f4-uniform-constant.png")
+        return {"models": self._describe(names), "border_px": b, "noise": "off", "results": results}
+
+    def f5(self, names=PADDING) -> dict:
+        """FID and SWD on the training canvas for zero-padded and padding-free generators."""
+        results = {}
+        for name in names:
+            res = self.model(name)[0].resolution
+            r = self.distribution(name, ["fid", "swd"], Grid(res, res))
+            G = self.model(name)[0]
+            results[name] = {"padding": G.cfg.padding, "input": G.cfg.input, "scale_encoding": G.cfg.scale_encoding,
+                             "fid": r["fid"]["fid"], "swd": r["swd"]["swd"], "swd_levels": r["swd"]["swd_levels"]}
+        _save_panels({n: [render_seeds(self.model(n)[0], SEEDS)] for n in names}, ["samples"], self.out / "f5-samples.png")
+        return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
+
+    def f6(self, names=MSPIE, sizes=(32, 48, 64)) -> dict:
+        """FID at each canvas size, each model rendering larger canvases the way it was trained."""
+        results, panels = {}, {}
+        for name in names:
+            G, cfg, _ = self.model(name)
+            mode = canvas_mode(cfg)
+            results[name] = {"canvas": mode}
+            panels[name] = []
+            for s in sizes:
+                grid = larger_canvas(G, s, mode)
+                results[name][str(s)] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
+                panels[name].append(render_seeds(G, SEEDS[:4], grid))
+        _plot_lines({n: {k: v for k, v in r.items() if k != "canvas"} for n, r in results.items()},
+                    "canvas size (px)", "FID (digits features)", self.out / "f6-mspie-fid.png")
+        _save_panels(panels, [f"{s}x{s}" for s in sizes], self.out / "f6-samples.png")
+        return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
+
+    def eq(self, names=EVERY) -> dict:
+        """EQ-T, EQ-T-frac, EQ-R for every model, and renders on a canvas 3x wider than trained."""
+        results, panels = {}, {}
+        for name in names:
+            G = self.model(name)[0]
+            res = G.resolution
+            opts = self._options(Grid(res, res))
+            r = evaluate(make_sample_fn(G), ["eqt", "eqt-frac", "eqr"], opts)
+            results[name] = {k: r[k][k] for k in ("eqt", "eqt-frac", "eqr")}
+            panels[name] = [render_seeds(G, SEEDS[:3], Grid(res, 3 * res))]
+        _save_panels(panels, ["3x wider canvas"], self.out / "eq-beyond-border.png", cols=1)
+        return {"models": self._describe(names), "eq_samples": self.settings.eq_samples, "results": results}
+
+    def run(self, findings: list[str]) -> dict:
+        """Run the named findings and merge their numbers into OUT/study.json (after each one)."""
+        for name in dict.fromkeys(n for f in findings for n in MODELS[f]):
+            self.model(name)  # every model loads before the first long measurement starts
+        path = self.out / "study.json"
+        record = _read_json(path)
+        for f in findings:
+            record[f] = getattr(self, f)(MODELS[f])
+            path.write_text(to_json(record) + "\n")
+        return record
+
+
+MODELS = {"f1": CHOI, "f2": CHOI, "f3": CHOI, "f4": UNIFORM, "f5": PADDING, "f6": MSPIE, "eq": EVERY}
+FINDINGS = tuple(MODELS)
+
+
+# ---- the measurements F4 and F6 add ---------------------------------------------------------------
+def uniform_constant(G, value: float):
+    """A copy of constant-input generator G whose learned constant is `value` everywhere (Xu Fig. 3)."""
+    from posgen.encodings import LearnedConstant
+
+    if not isinstance(G.input, LearnedConstant):
+        raise ValueError(f"the generator's input is {type(G.input).__name__}, not a learned constant")
+    H = copy.deepcopy(G)
+    with torch.no_grad():
+        H.input.weight.fill_(value)
+    return H
+
+
+def spatial_uniformity(images: torch.Tensor, border: int) -> dict:
+    """How far images are from spatially uniform: the per-image std of luma over pixels, and the
+    mean squared deviation from the image mean in the `border`-px band relative to the centre."""
+    g = grayscale(images.float())  # [N, H, W]
+    dev = (g - g.mean(dim=(1, 2), keepdim=True)).square()
+    band = torch.ones(g.shape[1:], dtype=torch.bool)
+    band[border:-border, border:-border] = False
+    return {"spatial_std": float(g.std(dim=(1, 2)).mean()),
+            "border_msd": float(dev[:, band].mean()), "centre_msd": float(dev[:, ~band].mean())}
+
+
+def canvas_mode(cfg) -> str:
+    """How a model trained with MS-PIE renders larger canvases: 'expand' or 'interp' (zoom)."""
+    ms = cfg.train.multiscale
+    return ms.grid if ms.sizes else "interp"
+
+
+def larger_canvas(G, size: int, mode: str) -> Grid:
+    base = G.default_grid()
+    if mode == "expand":
+        return base.resize(size, size)
+    return base.zoom(size / G.resolution, size=(size, size))
+
+
+# ---- figures ---------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_shift_curves(curves: dict, stride: dict, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=120, sharey=True)
+    for ax, axis in zip(axes, ("x", "y")):
+        for name, r in curves.items():
+            ax.plot(r["shifts"], r["curves"][axis], marker=".", ms=3, label=f"{name} ({r['mean']:.3f})")
+        s = next(iter(stride.values()))
+        for k in range(0, int(max(r["shifts"])) + 1, s):
+            ax.axvline(k, color="0.85", lw=0.8, zorder=0)
+        ax.set_xlabel(f"circular shift along {axis} (pixels; grey: multiples of the constant's stride)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("similarity  Σmin/Σmax")
+    axes[0].set_ylim(0, 1.02)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_maps(maps: dict[str, np.ndarray], vmax: float, path: Path) -> None:
+    plt = _pyplot()
+    rows, cols = len(maps), next(iter(maps.values())).shape[0]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 1, 1.6 * rows), dpi=120, squeeze=False)
+    for r, (name, m) in enumerate(maps.items()):
+        for c in range(cols):
+            im = axes[r, c].imshow(m[c], cmap="magma", vmin=0, vmax=vmax)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="std of luma")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_lines(results: dict[str, dict[str, float]], xlabel: str, ylabel: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
+    for name, r in results.items():
+        ax.plot(list(r), list(r.values()), marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _save_panels(rows: dict[str, list[torch.Tensor]], columns: list[str], path: Path, cols: int | None = None,
+                 zoom: int = 3) -> None:
+    """One figure: a row per model, a column per condition, each cell a tile of that model's images
+    at their true pixel size (shown `zoom` times enlarged)."""
+    plt = _pyplot()
+    tiles = [[image_grid(imgs, cols=cols or len(imgs)) for imgs in row] for row in rows.values()]
+    widths = [max(row[c].shape[1] for row in tiles) for c in range(len(columns))]
+    heights = [max(t.shape[0] for t in row) for row in tiles]
+    gap = 6
+    canvas = np.full((sum(heights) + gap * (len(heights) - 1), sum(widths) + gap * (len(widths) - 1), 3), 255, np.uint8)
+    y = 0
+    for row, h in zip(tiles, heights):
+        x = 0
+        for tile, w in zip(row, widths):
+            canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+            x += w + gap
+        y += h + gap
+    dpi = 100
+    fig = plt.figure(figsize=(canvas.shape[1] * zoom / dpi + 1.4, canvas.shape[0] * zoom / dpi + 0.4), dpi=dpi)
+    ax = fig.add_axes((1.4 / (canvas.shape[1] * zoom / dpi + 1.4), 0, 1 - 1.4 / (canvas.shape[1] * zoom / dpi + 1.4),
+                       1 - 0.4 / (canvas.shape[0] * zoom / dpi + 0.4)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_yticks(np.cumsum([0] + [h + gap for h in heights[:-1]]) + np.array(heights) / 2, list(rows), fontsize=8)
+    ax.set_xticks(np.cumsum([0] + [w + gap for w in widths[:-1]]) + np.array(widths) / 2, columns, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.savefig(path)
+    plt.close(fig)
