@@ -251,7 +251,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         sample_fn = make_sample_fn(G, noise_mode=args.noise, truncation_psi=args.truncation)
         results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
-    record.update({"data": data.source, "size": list(grid.size), "grid_shift": list(args.grid_shift or (0, 0)),
+    record.update({"data": data.source, "size": list(grid.size), "canvas": "expand" if args.expand else "zoom",
+                   "grid_shift": list(args.grid_shift or (0, 0)),
                    "noise": args.noise, "truncation": args.truncation, "num_samples": args.num_samples,
                    "feature_extractor": extractor, "real_vs_real": args.real_vs_real, "results": results})
     line = to_json(record)

@@ -6,7 +6,7 @@ finding, each writing its figure(s) to OUT and returning the numbers behind them
     f3  FID at 1x / 1.5x / 2x canvas, zoomed ("interp")              (Choi Table 1)
     f4  the constant input filled with a uniform value               (Xu Fig. 3)
     f5  zero padding vs padding-free constant / CSG / SPE: FID, SWD  (Xu Tables 2-4)
-    f6  MS-PIE variants at three canvas sizes, one model each        (Xu Table 5)
+    f6  MS-PIE variants at 1x, 1.5x, 2x canvas, one model each       (Xu Table 5)
     eq  EQ-T / EQ-T-frac / EQ-R and generation beyond the border    (StyleGAN3; Choi Fig. 8)
 
 The models are the shipped ones (`posgen pretrained`); `models` remaps any name to another
@@ -159,7 +159,7 @@ class Study:
         _save_panels({n: [render_seeds(self.model(n)[0], SEEDS)] for n in names}, ["samples"], self.out / "f5-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
-    def f6(self, names=MSPIE, sizes=(32, 48, 64)) -> dict:
+    def f6(self, names=MSPIE, scales=(1.0, 1.5, 2.0)) -> dict:
         """FID at each canvas size, each model rendering larger canvases the way it was trained."""
         results, panels = {}, {}
         for name in names:
@@ -167,6 +167,7 @@ class Study:
             mode = canvas_mode(cfg)
             results[name] = {"canvas": mode}
             panels[name] = []
+            sizes = [round(G.resolution * s) for s in scales]
             for s in sizes:
                 grid = larger_canvas(G, s, mode)
                 results[name][str(s)] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
