@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
+from posgen.grid import Grid, PointGrid
 
 
 def _coords(x, y):
@@ -91,3 +92,38 @@ def test_learned_constant_gets_gradients():
     const = LearnedConstant(2, (4, 4))
     const(torch.rand(2, 3, 3) * 4).sum().backward()
     assert const.weight.grad is not None and const.weight.grad.abs().sum() > 0
+
+
+def test_learned_constant_reproduces_its_parameter_on_the_training_lattice():
+    for boundary in ("wrap", "clamp"):
+        const = LearnedConstant(3, (5, 7), boundary=boundary)
+        out = const(Grid(5, 7).coords())
+        assert out.shape == (1, 3, 5, 7) and torch.equal(out[0], const.weight.detach())
+        pts = const(PointGrid.from_grid(Grid(5, 7)).coords())  # [1, C, P] on a point set
+        assert pts.shape == (1, 3, 35) and torch.equal(pts, out.flatten(2))
+
+
+def test_learned_constant_half_pixels_give_the_mean_of_the_neighbours():
+    const = LearnedConstant(4, (5, 7), boundary="clamp")
+    wgt = const.weight.detach()
+    out = const(Grid(5, 7).shift(-0.5, -0.5).coords())[0]  # pixel (i, j) at (x=j+0.5, y=i+0.5)
+    mean4 = (wgt[:, :-1, :-1] + wgt[:, 1:, :-1] + wgt[:, :-1, 1:] + wgt[:, 1:, 1:]) / 4
+    assert torch.allclose(out[:, :-1, :-1], mean4, atol=1e-6)
+    out = const(Grid(5, 7).shift(0, -0.5).coords())[0]
+    assert torch.allclose(out[:, :, :-1], (wgt[:, :, :-1] + wgt[:, :, 1:]) / 2, atol=1e-6)
+
+
+def test_learned_constant_clamp_replicates_the_edge_wrap_is_periodic():
+    wrap, clamp = LearnedConstant(2, (3, 4)), LearnedConstant(2, (3, 4), boundary="clamp")
+    clamp.load_state_dict(wrap.state_dict())
+    wgt = wrap.weight.detach()
+    pts = torch.tensor([[-1.0, 3.5, 9.25, 1.0], [0.0, 1.0, 2.0, -7.5]])  # [2, P] (x, y)
+    w, c = wrap(pts)[0], clamp(pts)[0]  # [C, P]
+    assert torch.allclose(w[:, 0], wgt[:, 0, 3]) and torch.allclose(c[:, 0], wgt[:, 0, 0])
+    assert torch.allclose(w[:, 1], (wgt[:, 1, 3] + wgt[:, 1, 0]) / 2) and torch.allclose(c[:, 1], wgt[:, 1, 3])
+    assert torch.allclose(w[:, 2], 0.75 * wgt[:, 2, 1] + 0.25 * wgt[:, 2, 2], atol=1e-6)  # 9.25 = 1.25 mod 4
+    assert torch.allclose(c[:, 2], wgt[:, 2, 3])
+    assert torch.allclose(w[:, 3], 0.5 * wgt[:, 1, 1] + 0.5 * wgt[:, 2, 1], atol=1e-6)  # -7.5 = 1.5 mod 3
+    assert torch.allclose(c[:, 3], wgt[:, 0, 1])
+    with pytest.raises(ValueError, match="boundary"):
+        LearnedConstant(2, (3, 4), boundary="mirror")

@@ -95,3 +95,10 @@ def test_point_grid_from_lattice():
     p = PointGrid.from_grid(Grid(2, 3))
     assert p.coords().shape == (2, 6)
     assert torch.equal(p.coords()[:, 4], torch.tensor([1.0, 1.0]))
+
+
+def test_crop_is_a_window_of_the_lattice_with_the_same_coordinates():
+    g = Grid(12, 20).rotate(0.3).roll(2, 3.5)
+    window = g.crop(4, 7, 5, 9)
+    assert window.size == (5, 9) and window.period == g.period
+    assert torch.allclose(window.coords(), g.coords()[:, 4:9, 7:16], atol=1e-5)

@@ -96,6 +96,11 @@ class Grid:
         oy, ox = (height - self.height) / 2, (width - self.width) / 2
         return Grid(height, width, self.affine @ _translation(-ox, -oy), self.period)
 
+    def crop(self, top: int, left: int, height: int, width: int) -> Grid:
+        """The `height` x `width` window of this lattice from index (top, left): its pixels keep their
+        frame coordinates (a tile for streamed rendering, a patch for patch-based training)."""
+        return Grid(height, width, self.affine @ _translation(left, top), self.period)
+
     def rotate(self, angle: float, center: tuple[float, float] | None = None) -> Grid:
         """Rotate the image content by `angle` radians (counter-clockwise on screen) about `center` (y, x)."""
         cy, cx = center if center is not None else ((self.height - 1) / 2, (self.width - 1) / 2)

@@ -5,6 +5,7 @@ Each encoding has `out_channels` and `forward(coords)`, where coords are [2, H, 
 result is [N, C, H, W] (or [N, C, P]); unbatched coords give N = 1.
 """
 from posgen.encodings.cartesian import CartesianGrid
+from posgen.encodings.fourier import FourierFeatures
 from posgen.encodings.learned import LearnedConstant
 from posgen.encodings.sinusoidal import SinusoidalEncoding
 
@@ -12,6 +13,7 @@ ENCODINGS = {
     "constant": LearnedConstant,
     "sinusoid": SinusoidalEncoding,
     "cartesian": CartesianGrid,
+    "fourier": FourierFeatures,
 }
 
-__all__ = ["CartesianGrid", "ENCODINGS", "LearnedConstant", "SinusoidalEncoding"]
+__all__ = ["CartesianGrid", "ENCODINGS", "FourierFeatures", "LearnedConstant", "SinusoidalEncoding"]

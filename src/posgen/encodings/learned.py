@@ -1,32 +1,48 @@
-"""The StyleGAN learned constant input, as a positional encoding resampled off its lattice.
+"""A learned C x h x w lattice of vectors, resampled bilinearly at any coordinates.
 
-The constant is a C x h x w parameter defined on integer lattice points; at other
-coordinates it is interpolated bilinearly from the four nearest points (Choi et al. App.
-C.4, Fig. G, for sub-pixel shifts). The lattice is periodic: coordinates beyond it wrap, so
-a rolled grid rolls the constant and a wider canvas tiles it.
+Two uses: the StyleGAN learned constant input (periodic lattice: coordinates beyond it wrap, so
+a rolled grid rolls the constant and a wider canvas tiles it), and the CIPS coordinate
+embeddings (Anokhin et al. Eq. 4: one learned vector per training pixel). On the integer
+lattice points the parameter is returned exactly; elsewhere it is interpolated bilinearly from
+the four nearest points (Choi et al. App. C.4, Fig. G, for sub-pixel shifts). Outside the
+lattice the `boundary` decides: "wrap" (periodic) or "clamp" (replicate the edge).
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
 
 from posgen.encodings._coords import split_xy
 
+Boundary = Literal["wrap", "clamp"]
+
 
 class LearnedConstant(nn.Module):
-    def __init__(self, channels: int, size: tuple[int, int] = (4, 4)) -> None:
+    """`channels` x `size` parameter sampled at coords [2, H, W] / [2, P] -> [N, C, H, W] / [N, C, P]."""
+
+    def __init__(self, channels: int, size: tuple[int, int] = (4, 4), *, boundary: Boundary = "wrap") -> None:
         super().__init__()
+        if boundary not in ("wrap", "clamp"):
+            raise ValueError(f"boundary must be 'wrap' or 'clamp', got {boundary!r}")
         self.out_channels = channels
         self.size = (int(size[0]), int(size[1]))
+        self.boundary = boundary
         self.weight = nn.Parameter(torch.randn(channels, *self.size))
+
+    def _index(self, i: torch.Tensor, n: int) -> torch.Tensor:
+        """Integer lattice index -> index into the parameter along an axis of length n."""
+        return torch.remainder(i, n) if self.boundary == "wrap" else i.clamp(0, n - 1)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         x, y = split_xy(coords)  # [N, 1, ...]
         h, w = self.size
         x0, y0 = torch.floor(x), torch.floor(y)
         fx, fy = (x - x0).to(self.weight.dtype), (y - y0).to(self.weight.dtype)
-        ix0, iy0 = torch.remainder(x0.long(), w), torch.remainder(y0.long(), h)
-        ix1, iy1 = torch.remainder(ix0 + 1, w), torch.remainder(iy0 + 1, h)
+        x0, y0 = x0.long(), y0.long()
+        ix0, iy0 = self._index(x0, w), self._index(y0, h)
+        ix1, iy1 = self._index(x0 + 1, w), self._index(y0 + 1, h)
         flat = self.weight.flatten(1)  # [C, h*w]
 
         def corner(iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
@@ -38,4 +54,4 @@ class LearnedConstant(nn.Module):
         return top * (1 - fy) + bottom * fy
 
     def extra_repr(self) -> str:
-        return f"channels={self.out_channels}, size={self.size}"
+        return f"channels={self.out_channels}, size={self.size}, boundary={self.boundary}"

@@ -23,7 +23,7 @@ from torch import nn
 
 from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
 from posgen.grid import Grid
-from posgen.ops import EqualConv2d, EqualLinear, ModulatedConv2d, ToRGB, upsample2x
+from posgen.ops import EqualConv2d, MappingNetwork, ModulatedConv2d, ToRGB, upsample2x
 from posgen.ops.noise import NoiseMode
 from posgen.ops.resample import center_crop
 
@@ -76,24 +76,6 @@ def padding_free_margins(num_scales: int, shrink: int = 1) -> list[int]:
     for _ in range(num_scales - 1):
         margins.append(math.ceil((margins[-1] + 2 * shrink + 1) / 2))
     return margins[::-1]
-
-
-class MappingNetwork(nn.Module):
-    """z -> w: pixel-normalised z through an MLP at a reduced learning rate; tracks w_avg."""
-
-    def __init__(self, z_dim: int, w_dim: int, num_layers: int, lr_multiplier: float) -> None:
-        super().__init__()
-        dims = [z_dim] + [w_dim] * num_layers
-        self.layers = nn.Sequential(*[EqualLinear(a, b, lr_multiplier=lr_multiplier, activation=True)
-                                      for a, b in zip(dims[:-1], dims[1:])])
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
-        z = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # [N, z_dim]
-        w = self.layers(z)  # [N, w_dim]
-        if truncation_psi != 1:
-            w = self.w_avg.lerp(w, truncation_psi)
-        return w
 
 
 def _encoding(kind: EncodingKind, channels: int, lattice: int, cfg: StyleGAN2Config) -> nn.Module:

@@ -6,7 +6,10 @@ variants of the positional-encoding papers as constructor arguments (never forks
 - up: None, "bilinear" (Xu et al.: bilinear upsampling then conv) or "transposed"
   (StyleGAN2: stride-2 transposed conv then [1, 3, 3, 1] blur);
 - positional_encoding: an encoding added after the activation with a learnable scalar
-  gamma (Choi et al. Eq. 3: h^{l+1} = G^l(w^l, h^l) + gamma^l PE^l).
+  gamma (Choi et al. Eq. 3: h^{l+1} = G^l(w^l, h^l) + gamma^l PE^l);
+- activation: "lrelu" (StyleGAN2), "sine" (the sine-activation ablation of CIPS, Anokhin et
+  al. Table 3) or None (linear). With kernel_size=1 and no noise, the layer is CIPS's ModFC
+  (Anokhin et al. Eq. 2).
 
 Modulation and demodulation are applied to activations rather than to per-sample weights
 (equivalent, and a plain batched convolution is faster on CPU than a grouped one).
@@ -25,10 +28,11 @@ from posgen.ops.resample import center_crop, upsample2x
 
 Padding = Literal["zero", "none"]
 Upsample = Literal["bilinear", "transposed"]
+Activation = Literal["lrelu", "sine"]
 
 
 class ModulatedConv2d(nn.Module):
-    """Style-modulated conv + noise + bias + leaky ReLU (+ gamma * PE).
+    """Style-modulated conv + noise + bias + activation (+ gamma * PE).
 
     Args:
         in_channels, out_channels, kernel_size: the convolution.
@@ -37,7 +41,8 @@ class ModulatedConv2d(nn.Module):
         up:           None, "bilinear" or "transposed" 2x upsampling before the conv.
         demodulate:   weight demodulation (Eq. 3 of StyleGAN2).
         noise_seed:   per-layer seed of the const noise field; None disables noise.
-        activation:   leaky ReLU(0.2) with gain sqrt(2) after the bias.
+        activation:   after the bias: "lrelu" leaky ReLU(0.2) with gain sqrt(2), "sine" sin(x)
+                      (no SIREN omega_0: demodulated pre-activations are about unit-variance), None linear.
         positional_encoding: module mapping coords -> [N, out_channels, H, W] to add with gamma.
         gamma_init:   initial gamma (Choi et al.'s official code starts at 1).
     """
@@ -53,7 +58,7 @@ class ModulatedConv2d(nn.Module):
         up: Upsample | None = None,
         demodulate: bool = True,
         noise_seed: int | None = None,
-        activation: bool = True,
+        activation: Activation | None = "lrelu",
         positional_encoding: nn.Module | None = None,
         gamma_init: float = 1.0,
     ) -> None:
@@ -64,6 +69,8 @@ class ModulatedConv2d(nn.Module):
             raise ValueError(f"up must be None, 'bilinear' or 'transposed', got {up!r}")
         if up == "transposed" and padding == "none":
             raise ValueError("a transposed convolution pads implicitly; padding-free layers need up='bilinear'")
+        if activation not in (None, "lrelu", "sine"):
+            raise ValueError(f"activation must be None, 'lrelu' or 'sine', got {activation!r}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.padding, self.up, self.demodulate, self.activation = padding, up, demodulate, activation
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
@@ -104,8 +111,10 @@ class ModulatedConv2d(nn.Module):
         if self.noise is not None:
             x = self.noise(x, coords, noise_mode)
         x = x + self.bias[None, :, None, None]
-        if self.activation:
+        if self.activation == "lrelu":
             x = leaky_relu(x)
+        elif self.activation == "sine":
+            x = torch.sin(x)
         if self.positional_encoding is not None:
             x = x + self.gamma * self.positional_encoding(coords).to(x)  # Choi Eq. 3
         return x
@@ -125,7 +134,7 @@ class ToRGB(nn.Module):
 
     def __init__(self, in_channels: int, w_dim: int, out_channels: int = 3) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, 1, w_dim, demodulate=False, activation=False)
+        self.conv = ModulatedConv2d(in_channels, out_channels, 1, w_dim, demodulate=False, activation=None)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self.conv(x, w, noise_mode="off")

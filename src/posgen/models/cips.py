@@ -1,0 +1,185 @@
+"""CIPS generator: every pixel synthesised independently from its coordinates and a style.
+
+Paper: Anokhin et al., "Image Generators with Conditionally-Independent Pixel Synthesis"
+(CVPR 2021). A StyleGAN2 mapping network turns z into w; each pixel's positional encoding
+e(x, y) = concat[e_fo, e_co] (Eq. 4) of Fourier features (Eq. 3) and coordinate embeddings goes
+through a perceptron of modulated fully-connected layers (ModFC, Eq. 2: a 1x1 `ModulatedConv2d`
+without noise). Appendix A: one ModFC projects e(x, y) to the hidden width, then pairs of ModFC
+layers follow, each pair feeding a to-RGB projection whose outputs are summed (skip-to-RGB).
+The ablations of Table 3 are config switches (`TABLE3_VARIANTS`).
+
+Nothing propagates between pixels, so the generator renders any `Grid` or `PointGrid`, in
+chunks of points if asked (peak activation memory bounded by the chunk size). Positions come
+from the grid's frame (training-pixel units); both encodings are anchored to the training canvas,
+so a shifted, larger or denser grid shows the same image moved, extended or resampled. Off the
+canvas, Fourier features extrapolate linearly in (x', y') and the embeddings replicate their
+edge ("clamp", default: no seam or repeated key points beside the canvas) or tile ("wrap");
+between training pixels the embeddings are interpolated bilinearly (denser grids, Sec. 4.7).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from posgen.encodings import FourierFeatures, LearnedConstant
+from posgen.grid import Grid, PointGrid
+from posgen.ops import MappingNetwork, ModulatedConv2d, ToRGB
+from posgen.ops.noise import NoiseMode
+
+# Table 3 of Anokhin et al.: each column as CIPSConfig fields ("main" is the paper's default).
+TABLE3_VARIANTS: dict[str, dict] = {
+    "base":       dict(fourier=True,  embedding=True,  residual=False, skips=False, activation="lrelu"),
+    "NE":         dict(fourier=True,  embedding=False, residual=False, skips=False, activation="lrelu"),
+    "no-fourier": dict(fourier=False, embedding=True,  residual=False, skips=False, activation="lrelu"),
+    "main":       dict(fourier=True,  embedding=True,  residual=False, skips=True,  activation="lrelu"),
+    "residual":   dict(fourier=True,  embedding=True,  residual=True,  skips=False, activation="lrelu"),
+    "sine":       dict(fourier=False, embedding=True,  residual=False, skips=False, activation="sine"),
+}
+
+
+@dataclass
+class CIPSConfig:
+    resolution: int = 256          # training canvas (square): fixes both encodings' frame
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    width: int = 512               # hidden channels of every ModFC layer (Sec. 4.1)
+    num_layers: int = 14           # ModFC layers after the input projection, in pairs (Sec. 4.1, App. A)
+    fourier_channels: int = 512    # e_fo channels (Eq. 3)
+    embedding_channels: int = 512  # e_co channels (Eq. 4)
+    img_channels: int = 3
+    fourier: bool = True           # Fourier features (Table 3 "No Fourier": False)
+    fourier_bias: bool = False     # learnable phase in e_fo (official code; Eq. 3 has none)
+    embedding: bool = True         # coordinate embeddings (Table 3 "NE": False)
+    embedding_boundary: Literal["wrap", "clamp"] = "clamp"  # e_co off the canvas: replicate the edge, or tile
+    skips: bool = True             # to-RGB after every pair of layers, summed ("main"); else one at the end
+    residual: bool = False         # pairs of layers as residual blocks, (x + f(x)) / sqrt(2)
+    activation: Literal["lrelu", "sine"] = "lrelu"  # of every ModFC layer
+
+    def validate(self) -> None:
+        for name in ("z_dim", "w_dim", "mapping_layers", "width", "img_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.resolution < 2:
+            raise ValueError(f"resolution must be at least 2 (Eq. 3 divides by W - 1), got {self.resolution}")
+        if self.num_layers < 2 or self.num_layers % 2:
+            raise ValueError(f"num_layers must be a positive even number (layers come in pairs), got {self.num_layers}")
+        if not (self.fourier or self.embedding):
+            raise ValueError("CIPS needs a positional encoding: enable fourier or embedding (or both)")
+        if self.fourier and self.fourier_channels < 1:
+            raise ValueError(f"fourier_channels must be positive, got {self.fourier_channels}")
+        if self.embedding and self.embedding_channels < 1:
+            raise ValueError(f"embedding_channels must be positive, got {self.embedding_channels}")
+        if self.embedding_boundary not in ("wrap", "clamp"):
+            raise ValueError(f"embedding_boundary must be 'wrap' or 'clamp', got {self.embedding_boundary!r}")
+        if self.activation not in ("lrelu", "sine"):
+            raise ValueError(f"activation must be 'lrelu' or 'sine', got {self.activation!r}")
+
+
+def _modfc(in_channels: int, cfg: CIPSConfig) -> ModulatedConv2d:
+    """ModFC (Eq. 2): modulated, demodulated fully-connected layer = 1x1 modulated conv, no noise."""
+    return ModulatedConv2d(in_channels, cfg.width, 1, cfg.w_dim, activation=cfg.activation)
+
+
+class CIPSBlock(nn.Module):
+    """Two ModFC layers and, when this pair feeds the output, a to-RGB projection."""
+
+    def __init__(self, cfg: CIPSConfig, torgb: bool) -> None:
+        super().__init__()
+        self.fc0 = _modfc(cfg.width, cfg)
+        self.fc1 = _modfc(cfg.width, cfg)
+        self.torgb = ToRGB(cfg.width, cfg.w_dim, cfg.img_channels) if torgb else None
+
+
+class Generator(nn.Module):
+    """G(z, grid) -> images in about [-1, 1]: [N, C, H, W] on a `Grid`, [N, C, P] on a `PointGrid`.
+
+    ws layout (num_ws = num_layers + 2): ws[:, 0] the input projection, ws[:, l + 1] ModFC layer l,
+    and the to-RGB after layer l shares ws[:, l + 2] with the next layer (StyleGAN2's convention).
+    """
+
+    def __init__(self, cfg: CIPSConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.resolution = cfg.resolution
+        self.num_ws = cfg.num_layers + 2
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+        canvas = (cfg.resolution, cfg.resolution)
+        self.fourier = FourierFeatures(cfg.fourier_channels, canvas, bias=cfg.fourier_bias) if cfg.fourier else None
+        self.embedding = (LearnedConstant(cfg.embedding_channels, canvas, boundary=cfg.embedding_boundary)
+                          if cfg.embedding else None)
+        channels = (cfg.fourier_channels if cfg.fourier else 0) + (cfg.embedding_channels if cfg.embedding else 0)
+        self.input = _modfc(channels, cfg)  # projects e(x, y) to the hidden width (App. A)
+        pairs = cfg.num_layers // 2
+        self.blocks = nn.ModuleList(CIPSBlock(cfg, torgb=cfg.skips or k == pairs - 1) for k in range(pairs))
+
+    @property
+    def coarsest_stride(self) -> int:
+        """Every pixel is computed on its own: any whole-pixel shift moves the image exactly."""
+        return 1
+
+    def default_grid(self) -> Grid:
+        return Grid(self.resolution, self.resolution)
+
+    def encode(self, coords: torch.Tensor) -> torch.Tensor:
+        """Positional encoding e(x, y) = concat[e_fo, e_co] (Eq. 4): coords [2, ...] -> [1, C, ...]."""
+        return torch.cat([enc(coords) for enc in (self.fourier, self.embedding) if enc is not None], dim=1)
+
+    def forward(self, z: torch.Tensor, grid: Grid | PointGrid | None = None, truncation_psi: float = 1.0,
+                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None) -> torch.Tensor:
+        w = self.mapping(z, truncation_psi)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points)
+
+    def synthesis(self, ws: torch.Tensor, grid: Grid | PointGrid | None = None, noise_mode: NoiseMode = "random",
+                  *, chunk_points: int | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas).
+
+        `noise_mode` is accepted for interface parity and ignored: CIPS has no noise inputs.
+        `chunk_points` renders at most that many points at a time (lattice tiles, or slices of a
+        point set) into the output; under torch.no_grad peak activation memory is then bounded by
+        the chunk, whatever the canvas size. The result equals a one-shot render.
+        """
+        grid = self.default_grid() if grid is None else grid
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
+            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
+        if chunk_points is not None and chunk_points < 1:
+            raise ValueError(f"chunk_points must be positive, got {chunk_points}")
+        n, c, dev, dtype = ws.shape[0], self.cfg.img_channels, ws.device, ws.dtype
+        if isinstance(grid, PointGrid):
+            coords = grid.coords(dev, dtype)  # [2, P]
+            p = coords.shape[1]
+            step = chunk_points or p
+            out = ws.new_empty(n, c, p)
+            for s in range(0, p, step):
+                out[:, :, s:s + step] = self._render(ws, coords[:, s:s + step, None])[..., 0]  # a P x 1 lattice
+            return out
+        if not isinstance(grid, Grid):
+            raise TypeError(f"CIPS renders on a Grid or a PointGrid, got {type(grid).__name__}")
+        h, w = grid.size
+        tw = min(w, chunk_points or w)  # tiles of th x tw <= chunk_points pixels: row bands, or pieces of a row
+        th = max(1, (chunk_points or h * w) // tw)
+        out = ws.new_empty(n, c, h, w)
+        for top in range(0, h, th):
+            for left in range(0, w, tw):
+                tile = grid.crop(top, left, min(th, h - top), min(tw, w - left))
+                out[:, :, top:top + tile.height, left:left + tile.width] = self._render(ws, tile.coords(dev, dtype))
+        return out
+
+    def _render(self, ws: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """ws [N, num_ws, w_dim], coords [2, h, w] -> [N, C, h, w]: the per-pixel perceptron."""
+        x = self.encode(coords).to(ws.dtype).expand(ws.shape[0], -1, -1, -1)  # Eq. 4, [N, Cfo + Cco, h, w]
+        x = self.input(x, ws[:, 0])  # [N, width, h, w]
+        img = None
+        for k, block in enumerate(self.blocks):
+            y = block.fc1(block.fc0(x, ws[:, 2 * k + 1]), ws[:, 2 * k + 2])  # ModFC x 2, Eq. 2
+            x = (x + y) * math.sqrt(0.5) if self.cfg.residual else y
+            if block.torgb is not None:
+                rgb = block.torgb(x, ws[:, 2 * k + 3])  # [N, C, h, w]
+                img = rgb if img is None else img + rgb
+        return img
