@@ -25,11 +25,18 @@ def tiny_model(resolution: int = 16, **kw) -> StyleGAN2Config:
                            channel_max=16, **kw)
 
 
+TINY_MODEL = {  # per generator family: 16 channels, the fewest layers
+    "stylegan2": ["model.channel_base=128", "model.channel_max=16"],
+    "cips": ["model.width=16", "model.num_layers=4", "model.fourier_channels=8", "model.embedding_channels=8"],
+}
+
+
 def tiny_run(preset: str = "digits-mspe", *extra: str) -> RunConfig:
     """A preset shrunk to 16x16 digits and 16 channels; `extra` are more key=value overrides."""
-    return apply_overrides(get_preset(preset), [
+    cfg = get_preset(preset)
+    return apply_overrides(cfg, [
         "model.resolution=16", "discriminator.resolution=16", "model.z_dim=16", "model.w_dim=16",
-        "model.mapping_layers=2", "model.channel_base=128", "model.channel_max=16",
+        "model.mapping_layers=2", *TINY_MODEL[cfg.family],
         "discriminator.channel_base=128", "discriminator.channel_max=16",
         "data.digits.canvas=[16,16]", "data.digits.region=[0,0,8,8]",
         "train.batch_size=4", "train.kimg=0.016", "train.snapshot_kimg=0.008", "train.r1_interval=2",
@@ -49,4 +56,14 @@ def trained_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run") / "mspe"
     train(tiny_run(), out, seed=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_cips_run(tmp_path_factory):
+    """A 4-step digits-cips run."""
+    from posgen.training.gan import train
+
+    out = tmp_path_factory.mktemp("run") / "cips"
+    train(tiny_run("digits-cips"), out, seed=1, progress=False)
     return out

@@ -22,7 +22,8 @@ def test_presets_lists_every_required_preset_one_line_each(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     names = [line.split()[0] for line in lines]
     for required in ["digits-baseline", "digits-sspe", "digits-mspe", "digits-mspe-nopad", "digits-csg-nopad",
-                     "digits-mspie", "ffhq256-baseline", "ffhq256-mspe", "ffhq256-mspie"]:
+                     "digits-mspie", "ffhq256-baseline", "ffhq256-mspe", "ffhq256-mspie",
+                     "digits-cips", "digits-cips-ne", "ffhq256-cips"]:
         assert required in names
     assert all(len(line.split(None, 1)) == 2 for line in lines)
 

@@ -27,3 +27,14 @@ def test_report_is_self_contained_and_has_every_section(trained_run, tmp_path, m
 def test_report_cli_rejects_a_missing_checkpoint(tmp_path, capsys):
     assert main(["report", "--checkpoint", "/no/such/run", "--out", str(tmp_path)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_report_accepts_a_cips_run(trained_cips_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSGEN_CACHE", str(tmp_path / "cache"))
+    settings = ReportSettings(fid_samples=16, eq_samples=2, shift_samples=2, noise_draws=3, noise_latents=2,
+                              progress=False)
+    write_report([str(trained_cips_run)], tmp_path / "rep", settings)
+    m = json.loads((tmp_path / "rep" / "report.json").read_text())["models"][0]
+    assert m["preset"] == "digits-cips" and all(v > 0 for v in m["fid"].values())
+    assert m["noise_std_mean"] == 0  # CIPS has no noise inputs
+    assert m["metrics"]["eqt"]["eqt"] == "inf"  # pixels independent: whole-pixel shifts are exact

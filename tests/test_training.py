@@ -47,10 +47,11 @@ def test_overrides_are_typed_and_unknown_keys_fail():
             apply_overrides(get_preset("digits-mspe"), [bad])
 
 
-def test_resume_continues_exactly(tmp_path):
-    straight = train(tiny_run(), tmp_path / "straight", seed=4, progress=False)
+@pytest.mark.parametrize("preset", ["digits-mspe", "digits-cips"])
+def test_resume_continues_exactly(tmp_path, preset):
+    straight = train(tiny_run(preset), tmp_path / "straight", seed=4, progress=False)
     # the same run stopped by the time limit after its first step (with a checkpoint), then resumed
-    train(tiny_run(), tmp_path / "split", seed=4, progress=False, max_seconds=0)
+    train(tiny_run(preset), tmp_path / "split", seed=4, progress=False, max_seconds=0)
     assert checkpoint.load(tmp_path / "split")[2]["step"] == 1
     train(None, tmp_path / "split", resume=True, progress=False)
     a, _, sa = checkpoint.load(straight)

@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from posgen.config import ConfigError, RunConfig, run_config_from_dict
-from posgen.models import Generator
+from posgen.models import AnyGenerator, build_generator
 
 FORMAT = "posgen-checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -91,13 +91,13 @@ def generator_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return prefixed(tensors, "G_ema") or prefixed(tensors, "G")
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, RunConfig, dict[str, Any]]:
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[AnyGenerator, RunConfig, dict[str, Any]]:
     """The EMA generator of a checkpoint (G when no EMA is stored), in eval mode."""
     tensors, config, state = load(path)
     weights = generator_weights(tensors)
     if not weights:
         raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
-    G = Generator(config.model)
+    G = build_generator(config.model)
     missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {resolve(path)} does not match its config "

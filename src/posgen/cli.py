@@ -163,9 +163,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from posgen.viz import save_image, save_image_grid
 
     _check_device(args.device)
-    G, _, _ = load(args.checkpoint, args.device)
+    G, cfg, _ = load(args.checkpoint, args.device)
+    if args.chunk_points and not G.pixel_independent:
+        raise UsageError(f"--chunk-points needs a pixel-independent generator (cips); {args.checkpoint} is "
+                         f"{cfg.family}, which renders whole canvases")
     grid = _build_grid(G, args)
-    images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise)
+    images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise,
+                          chunk_points=args.chunk_points)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):
@@ -351,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=parse_size, help="output HxW (default: training size times zoom)")
     s.add_argument("--noise", choices=["random", "const", "off"], default="const")
     s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (1: none)")
+    s.add_argument("--chunk-points", type=_positive("chunk-points", int), metavar="N",
+                   help="render at most N points per pass to bound memory on large canvases (pixel-independent "
+                        "generators such as cips only; they render large canvases in chunks by default)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(fn=cmd_generate)

@@ -2,6 +2,9 @@
 
 A run is `RunConfig(model, discriminator, train, data)`; presets (`posgen.presets`) are small
 factories returning one. Nothing is inherited from files: what you print is what runs.
+The model config's class is the generator family (`posgen.models.GENERATORS`); its JSON carries
+the family's name as a top-level `family` key, absent from configs written before there were
+two families (they are StyleGAN2 ones).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from posgen.data import DataConfig
-from posgen.models import DiscriminatorConfig, StyleGAN2Config
+from posgen.models import GENERATORS, DiscriminatorConfig, ModelConfig, StyleGAN2Config, family_of
 from posgen.training.config import TrainConfig
 
 
@@ -25,7 +28,7 @@ class ConfigError(ValueError):
 class RunConfig:
     name: str = "custom"
     description: str = ""
-    model: StyleGAN2Config = field(default_factory=StyleGAN2Config)
+    model: ModelConfig = field(default_factory=StyleGAN2Config)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -44,8 +47,13 @@ class RunConfig:
         if ms.sizes and not ms.resize_to_discriminator and not self.discriminator.adaptive_pool:
             raise ConfigError("multi-scale training without resize_to_discriminator needs discriminator.adaptive_pool=true")
 
+    @property
+    def family(self) -> str:
+        """The generator family: the `GENERATORS` name of the model config's class."""
+        return family_of(self.model)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"family": self.family, **dataclasses.asdict(self)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -113,7 +121,13 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
 
 
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
-    return from_dict(RunConfig, data, "config")
+    """`RunConfig.to_dict` inverted: `family` (default "stylegan2") picks the model config class."""
+    data = dict(data)
+    family = data.pop("family", "stylegan2")
+    if not isinstance(family, str) or family not in GENERATORS:
+        raise ConfigError(f"config.family: must be one of {', '.join(map(repr, GENERATORS))}; got {family!r}")
+    model = _coerce(GENERATORS[family][0], data.pop("model", {}), "config.model")
+    return dataclasses.replace(from_dict(RunConfig, data, "config"), model=model)
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:

@@ -10,39 +10,63 @@ from typing import Callable
 
 from posgen.config import RunConfig
 from posgen.data import BiasedDigitsConfig, DataConfig
-from posgen.models import DiscriminatorConfig, StyleGAN2Config
+from posgen.models import CIPSConfig, DiscriminatorConfig, ModelConfig, StyleGAN2Config
 from posgen.training.config import MultiScaleConfig, TrainConfig
 
+DIGITS_RES, DIGITS_BASE, DIGITS_CMAX = 32, 1024, 64
 
-def _digits(name: str, description: str, *, adaptive_pool: bool = False,
-            multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
-    res, base, cmax = 32, 1024, 64
+
+def _digits_run(name: str, description: str, model: ModelConfig, *, adaptive_pool: bool = False,
+                multiscale: MultiScaleConfig | None = None, style_mixing: float = 0.9) -> RunConfig:
     return RunConfig(
         name=name,
         description=description,
-        model=StyleGAN2Config(resolution=res, z_dim=128, w_dim=128, mapping_layers=4, channel_base=base,
-                              channel_max=cmax, **model),
-        discriminator=DiscriminatorConfig(resolution=res, channel_base=base, channel_max=cmax,
+        model=model,
+        discriminator=DiscriminatorConfig(resolution=DIGITS_RES, channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX,
                                           adaptive_pool=adaptive_pool),
-        train=TrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, xflip=False, snapshot_kimg=10,
-                          multiscale=multiscale or MultiScaleConfig()),
+        train=TrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, style_mixing=style_mixing, xflip=False,
+                          snapshot_kimg=10, multiscale=multiscale or MultiScaleConfig()),
         # random hues, 4 coloured copies of each digit, 2 px jitter inside the corner: more variety
         # for D than 1,797 images in six colours, which it memorises quickly
         data=DataConfig(source="digits", digits=BiasedDigitsConfig(colors=None, copies=4, jitter=2)),
     )
 
 
-def _ffhq256(name: str, description: str, *, adaptive_pool: bool = False,
-             multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+def _digits(name: str, description: str, *, adaptive_pool: bool = False,
+            multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    return _digits_run(name, description,
+                       StyleGAN2Config(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4,
+                                       channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX, **model),
+                       adaptive_pool=adaptive_pool, multiscale=multiscale)
+
+
+def _digits_cips(name: str, description: str, **model) -> RunConfig:
+    # 8 ModFC layers of width 48 (4 pairs, each with a to-RGB), 64 Fourier + 64 embedding channels:
+    # the training speed of digits-mspe on one CPU thread (benchmarks/train_step.py: 73 vs 76 img/s;
+    # width 64 gives 55). Anokhin et al. train without style mixing (App. D, Fig. 19).
+    return _digits_run(name, description,
+                       CIPSConfig(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4, width=48,
+                                  num_layers=8, fourier_channels=64, embedding_channels=64, **model),
+                       style_mixing=0.0)
+
+
+def _ffhq256_run(name: str, description: str, model: ModelConfig, *, adaptive_pool: bool = False,
+                 multiscale: MultiScaleConfig | None = None, **train) -> RunConfig:
+    train = {"batch_size": 32, "kimg": 6400, "r1_gamma": 10, "xflip": True, "snapshot_kimg": 200, **train}
     return RunConfig(
         name=name,
         description=description,
-        model=StyleGAN2Config(resolution=256, **model),
+        model=model,
         discriminator=DiscriminatorConfig(resolution=256, adaptive_pool=adaptive_pool),
-        train=TrainConfig(batch_size=32, kimg=6400, r1_gamma=10, xflip=True, snapshot_kimg=200,
-                          multiscale=multiscale or MultiScaleConfig()),
+        train=TrainConfig(multiscale=multiscale or MultiScaleConfig(), **train),
         data=DataConfig(source="ffhq256.zip"),
     )
+
+
+def _ffhq256(name: str, description: str, *, adaptive_pool: bool = False,
+             multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    return _ffhq256_run(name, description, StyleGAN2Config(resolution=256, **model), adaptive_pool=adaptive_pool,
+                        multiscale=multiscale)
 
 
 SPE = dict(input="sinusoid")
@@ -93,6 +117,16 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                       lambda: _ffhq256("ffhq256-mspie", "MS-PIE StyleGAN2, FFHQ 256", adaptive_pool=True,
                                        multiscale=MultiScaleConfig(sizes=(256, 384, 512), probs=(0.5, 0.25, 0.25)),
                                        **SPE)),
+    "digits-cips": ("CIPS (Anokhin et al.): per-pixel ModFC MLP on Fourier features + coordinate embeddings, 32x32",
+                    lambda: _digits_cips("digits-cips", "CIPS on biased digits")),
+    "digits-cips-ne": ("CIPS-NE: CIPS without coordinate embeddings, Fourier features only (Anokhin Tab. 3), 32x32",
+                       lambda: _digits_cips("digits-cips-ne", "CIPS-NE (no coordinate embeddings) on biased digits",
+                                            embedding=False)),
+    # Anokhin et al. Sec. 4.1: 14 ModFC layers of width 512, 512 Fourier + 512 embedding channels,
+    # Adam lr 2e-3, betas (0, 0.99), R1, no style mixing; their ablations ran 300k iterations at batch 16
+    "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
+                     lambda: _ffhq256_run("ffhq256-cips", "CIPS, FFHQ 256", CIPSConfig(resolution=256),
+                                          batch_size=16, kimg=4800, style_mixing=0.0)),
 }
 
 

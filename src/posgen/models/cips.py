@@ -103,6 +103,8 @@ class Generator(nn.Module):
     and the to-RGB after layer l shares ws[:, l + 2] with the next layer (StyleGAN2's convention).
     """
 
+    pixel_independent = True  # each pixel depends only on its own position: point sets and chunks
+
     def __init__(self, cfg: CIPSConfig) -> None:
         super().__init__()
         cfg.validate()

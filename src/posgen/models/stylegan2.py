@@ -115,6 +115,8 @@ class SynthesisBlock(nn.Module):
 class Generator(nn.Module):
     """G(z, grid) -> images in about [-1, 1], [N, img_channels, grid.height, grid.width]."""
 
+    pixel_independent = False  # convolutions couple neighbouring pixels: whole lattices, no chunks
+
     def __init__(self, cfg: StyleGAN2Config) -> None:
         super().__init__()
         cfg.validate()
@@ -143,12 +145,20 @@ class Generator(nn.Module):
         return Grid(self.resolution, self.resolution)
 
     def forward(self, z: torch.Tensor, grid: Grid | None = None, truncation_psi: float = 1.0,
-                noise_mode: NoiseMode = "random") -> torch.Tensor:
+                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None) -> torch.Tensor:
         w = self.mapping(z, truncation_psi)
-        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points)
 
-    def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""
+    def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random",
+                  *, chunk_points: int | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas).
+
+        `chunk_points` is part of the generator interface for pixel-independent families and must
+        be None here.
+        """
+        if chunk_points is not None:
+            raise ValueError("StyleGAN2 renders whole lattices (its convolutions couple neighbouring pixels): "
+                             "chunk_points is for pixel-independent generators")
         grid = grid or self.default_grid()
         if not isinstance(grid, Grid):
             raise TypeError(f"StyleGAN2 renders on a lattice Grid, got {type(grid).__name__}")

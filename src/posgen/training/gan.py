@@ -19,7 +19,7 @@ from posgen import checkpoint
 from posgen.config import RunConfig
 from posgen.data import DataError, open_dataset
 from posgen.grid import Grid
-from posgen.models import Discriminator, Generator
+from posgen.models import Discriminator, build_generator
 from posgen.sampling import render_seeds
 from posgen.training.multiscale import MultiScaleSampler, step_generator
 from posgen.viz import save_image_grid
@@ -43,7 +43,7 @@ class Trainer:
     def __post_init__(self) -> None:
         cfg, t = self.cfg, self.cfg.train
         torch.manual_seed(self.seed)
-        self.G = Generator(cfg.model).to(self.device)
+        self.G = build_generator(cfg.model).to(self.device)
         self.D = Discriminator(cfg.discriminator).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=t.betas, eps=1e-8)
