@@ -14,7 +14,7 @@ def test_report_is_self_contained_and_has_every_section(trained_run, tmp_path, m
     sources = re.findall(r"<img src='([^']*)'", text)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http" not in text.replace("http-equiv", "")  # nothing fetched from outside
-    for section in ("training grid", "shift (4, 4.5)", "roll (0, 8)", "zoom 2x", "wider 16x32",
+    for section in ("training grid", "shift (R/4, R/4 + 0.5)", "roll (0, R/2)", "zoom 2x", "2x wider",
                     "shift consistency", "noise maps", "FID 1.5x", "EQR"):
         assert section in text, section
     data = json.loads((tmp_path / "rep" / "report.json").read_text())

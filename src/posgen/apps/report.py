@@ -51,14 +51,15 @@ def _png(array: np.ndarray, scale: int = 1) -> str:
 
 
 def sample_panels(G, res: int) -> dict[str, torch.Tensor]:
-    """The same seeds on the training grid and on transformed grids."""
+    """The same seeds on the training grid and on transformed grids (named relative to the canvas
+    size R, so that models of different resolutions share the panels)."""
     base = Grid(res, res)
     grids = {
         "training grid": base,
-        f"shift ({res // 4}, {res // 4 + 0.5})": base.shift(res // 4, res // 4 + 0.5),
-        f"roll (0, {res // 2})": base.roll(0, res // 2),
+        "shift (R/4, R/4 + 0.5)": base.shift(res // 4, res // 4 + 0.5),
+        "roll (0, R/2)": base.roll(0, res // 2),
         "zoom 2x": base.zoom(2),
-        f"wider {res}x{2 * res}": Grid(res, 2 * res),
+        "2x wider": Grid(res, 2 * res),
     }
     return {name: render_seeds(G, SEEDS, grid) for name, grid in grids.items()}
 
