@@ -17,6 +17,10 @@ PRETRAINED: dict[str, str] = {
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, 66 kimg",
     "digits-mspe-nopad": "padding-free MS-PE, 32x32, 63 kimg",
     "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, 64 kimg",
+    "digits-mspie-const": "MS-PIE, learned constant interpolated to 48/64 (Xu Tab. 5c), 30 kimg",
+    "digits-mspie-csg": "MS-PIE, Cartesian grid, interp (Xu Tab. 5d), 30 kimg",
+    "digits-mspie-spe-interp": "MS-PIE, SPE-interp (Xu Tab. 5e), 30 kimg",
+    "digits-mspie": "MS-PIE, SPE-expand: one model for 32/48/64 canvases (Xu Tab. 5f), 30 kimg",
 }
 
 
