@@ -116,18 +116,18 @@ class Study:
 
     def f3(self, names=CHOI, scales=(1.0, 1.5, 2.0)) -> dict:
         """FID on canvases zoomed 1x / 1.5x / 2x against real data prepared at each size."""
-        results = {}
+        results, panels = {}, {}
         for name in names:
-            res = self.model(name)[0].resolution
-            results[name] = {}
+            G = self.model(name)[0]
+            res = G.resolution
+            results[name], panels[name] = {}, []
             for s in scales:
                 size = round(res * s)
                 grid = Grid(res, res).zoom(s, size=(size, size))
                 results[name][f"{s:g}x"] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
+                panels[name].append(render_seeds(G, SEEDS[:6], grid))
         _plot_lines(results, "canvas scale (zoom)", "FID (digits features)", self.out / "f3-multiscale-fid.png")
-        _save_panels({n: [render_seeds(self.model(n)[0], SEEDS[:6], Grid(r, r).zoom(s, size=(round(r * s),) * 2))
-                          for s in scales] for n in names for r in [self.model(n)[0].resolution]},
-                     [f"{s:g}x" for s in scales], self.out / "f3-samples.png")
+        _save_panels(panels, [f"{s:g}x" for s in scales], self.out / "f3-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
     def f4(self, names=UNIFORM, values=FILL_VALUES) -> dict:
