@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from posgen.apps.study import EVERY, Study, StudySettings, larger_canvas, spatial_uniformity, uniform_constant
+from posgen.apps.study import EVERY, Study, StudySettings, spatial_uniformity, uniform_constant
 from posgen.cli import main
 from posgen.models import Generator
 from posgen.sampling import render_seeds
 from posgen.training.gan import train
+from posgen.training.multiscale import canvas_grid
 
 from conftest import tiny_model, tiny_run
 
@@ -44,7 +45,7 @@ def test_spatial_uniformity_separates_border_from_centre():
 
 def test_larger_canvas_expands_or_zooms():
     G = Generator(tiny_model())
-    expand, interp = larger_canvas(G, 24, "expand"), larger_canvas(G, 24, "interp")
+    expand, interp = (canvas_grid(G.default_grid(), 24, mode) for mode in ("expand", "interp"))
     assert expand.size == interp.size == (24, 24)
     assert expand.extent() == pytest.approx((24.0, 24.0))  # training spacing, more of the plane
     assert interp.extent() == pytest.approx((16.0, 16.0))  # same extent, denser

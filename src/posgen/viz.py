@@ -34,5 +34,15 @@ def image_grid(images: torch.Tensor, cols: int, pad: int = 2, background: int = 
     return out
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (plots are written as PNG, never shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_image_grid(images: torch.Tensor, path: str | Path, cols: int = 8) -> None:
     Image.fromarray(image_grid(images, cols)).save(path)

@@ -15,17 +15,21 @@ checkpoint, e.g. to run the study on your own (larger) runs.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from posgen.encodings import LearnedConstant
 from posgen.grid import Grid
 from posgen.metrics.evaluate import EvalOptions, evaluate, to_json
 from posgen.metrics.shift_consistency import grayscale, shift_consistency
 from posgen.sampling import load, make_sample_fn, render_seeds
-from posgen.viz import image_grid
+from posgen.training.multiscale import canvas_grid
+from posgen.viz import image_grid, pyplot
 
 CHOI = ("digits-baseline", "digits-sspe", "digits-mspe")
 PADDING = ("digits-baseline", "digits-nopad", "digits-csg-nopad", "digits-sspe-nopad", "digits-mspe-nopad")
@@ -151,9 +155,9 @@ class Study:
         """FID and SWD on the training canvas for zero-padded and padding-free generators."""
         results = {}
         for name in names:
-            res = self.model(name)[0].resolution
-            r = self.distribution(name, ["fid", "swd"], Grid(res, res))
             G = self.model(name)[0]
+            res = G.resolution
+            r = self.distribution(name, ["fid", "swd"], Grid(res, res))
             results[name] = {"padding": G.cfg.padding, "input": G.cfg.input, "scale_encoding": G.cfg.scale_encoding,
                              "fid": r["fid"]["fid"], "swd": r["swd"]["swd"], "swd_levels": r["swd"]["swd_levels"]}
         _save_panels({n: [render_seeds(self.model(n)[0], SEEDS)] for n in names}, ["samples"], self.out / "f5-samples.png")
@@ -169,7 +173,7 @@ class Study:
             panels[name] = []
             sizes = [round(G.resolution * s) for s in scales]
             for s in sizes:
-                grid = larger_canvas(G, s, mode)
+                grid = canvas_grid(G.default_grid(), s, mode)
                 results[name][str(s)] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
                 panels[name].append(render_seeds(G, SEEDS[:4], grid))
         _plot_lines({n: {k: v for k, v in r.items() if k != "canvas"} for n, r in results.items()},
@@ -195,7 +199,7 @@ class Study:
         for name in dict.fromkeys(n for f in findings for n in MODELS[f]):
             self.model(name)  # every model loads before the first long measurement starts
         path = self.out / "study.json"
-        record = _read_json(path)
+        record = json.loads(path.read_text()) if path.is_file() else {}
         for f in findings:
             record[f] = getattr(self, f)(MODELS[f])
             path.write_text(to_json(record) + "\n")
@@ -209,8 +213,6 @@ FINDINGS = tuple(MODELS)
 # ---- the measurements F4 and F6 add ---------------------------------------------------------------
 def uniform_constant(G, value: float):
     """A copy of constant-input generator G whose learned constant is `value` everywhere (Xu Fig. 3)."""
-    from posgen.encodings import LearnedConstant
-
     if not isinstance(G.input, LearnedConstant):
         raise ValueError(f"the generator's input is {type(G.input).__name__}, not a learned constant")
     H = copy.deepcopy(G)
@@ -236,31 +238,9 @@ def canvas_mode(cfg) -> str:
     return ms.grid if ms.sizes else "interp"
 
 
-def larger_canvas(G, size: int, mode: str) -> Grid:
-    base = G.default_grid()
-    if mode == "expand":
-        return base.resize(size, size)
-    return base.zoom(size / G.resolution, size=(size, size))
-
-
 # ---- figures ---------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_shift_curves(curves: dict, stride: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=120, sharey=True)
     for ax, axis in zip(axes, ("x", "y")):
         for name, r in curves.items():
@@ -279,7 +259,7 @@ def _plot_shift_curves(curves: dict, stride: dict, path: Path) -> None:
 
 
 def _plot_maps(maps: dict[str, np.ndarray], vmax: float, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = len(maps), next(iter(maps.values())).shape[0]
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 1, 1.6 * rows), dpi=120, squeeze=False)
     for r, (name, m) in enumerate(maps.items()):
@@ -294,7 +274,7 @@ def _plot_maps(maps: dict[str, np.ndarray], vmax: float, path: Path) -> None:
 
 
 def _plot_lines(results: dict[str, dict[str, float]], xlabel: str, ylabel: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
     for name, r in results.items():
         ax.plot(list(r), list(r.values()), marker="o", label=name)
@@ -311,7 +291,7 @@ def _save_panels(rows: dict[str, list[torch.Tensor]], columns: list[str], path: 
                  zoom: int = 3) -> None:
     """One figure: a row per model, a column per condition, each cell a tile of that model's images
     at their true pixel size (shown `zoom` times enlarged)."""
-    plt = _pyplot()
+    plt = pyplot()
     tiles = [[image_grid(imgs, cols=cols or len(imgs)) for imgs in row] for row in rows.values()]
     widths = [max(row[c].shape[1] for row in tiles) for c in range(len(columns))]
     heights = [max(t.shape[0] for t in row) for row in tiles]

@@ -108,10 +108,9 @@ def shift_consistency(
 
 
 def plot_curves(result: dict, path: str | Path) -> None:
-    import matplotlib
+    from posgen.viz import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     for axis, curve in result["curves"].items():

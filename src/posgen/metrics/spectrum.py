@@ -61,10 +61,9 @@ def spectrum(fake: np.ndarray, real: np.ndarray, *, plot: str | Path | None = No
 
 
 def plot_spectra(freqs: list[float], fake: np.ndarray, real: np.ndarray, path: str | Path, distance: float) -> None:
-    import matplotlib
+    from posgen.viz import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     ax.semilogy(freqs[1:], real[1:], label="real")

@@ -21,7 +21,7 @@ from posgen.data import DataError, open_dataset
 from posgen.grid import Grid
 from posgen.models import Discriminator, build_generator
 from posgen.sampling import render_seeds
-from posgen.training.multiscale import MultiScaleSampler, step_generator
+from posgen.training.multiscale import MultiScaleSampler, canvas_grid, step_generator
 from posgen.viz import save_image_grid
 
 # stream ids for step_generator
@@ -73,12 +73,7 @@ class Trainer:
         return resize(x, size)
 
     def _grid(self, size: int) -> Grid:
-        base = self.G.default_grid()
-        if size == self.res:
-            return base
-        if self.cfg.train.multiscale.grid == "interp":
-            return base.zoom(size / self.res)
-        return base.resize(size, size)
+        return canvas_grid(self.G.default_grid(), size, self.cfg.train.multiscale.grid)
 
     def _ws(self, step: int, stream_offset: int = 0) -> torch.Tensor:
         t, G = self.cfg.train, self.G
