@@ -75,7 +75,7 @@ def test_overrides_reach_the_cips_config_and_bad_ones_fail_in_one_line():
     cfg = apply_overrides(get_preset("digits-cips"), ["model.width=64", "model.embedding_boundary=wrap"])
     assert isinstance(cfg.model, CIPSConfig) and cfg.model.width == 64 and cfg.model.embedding_boundary == "wrap"
     G = build_generator(cfg.model)
-    assert G.input.out_channels == 64 and G.embedding.boundary == "wrap"
+    assert G.input.out_channels == 64 and G.embedding.boundary == ("wrap", "wrap")
     for preset, bad, msg in [("digits-cips", "model.channel_max=32", "unknown field"),
                              ("digits-cips", "model.num_layers=5", "even"),
                              ("digits-cips", "family=dcgan", "must be one of 'stylegan2', 'cips'"),

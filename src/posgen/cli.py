@@ -301,6 +301,24 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cips(args: argparse.Namespace) -> int:
+    from posgen.apps.cips import PARTS, CIPSFigures, CIPSSettings
+
+    parts = args.parts or list(PARTS)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise UsageError(f"unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
+    settings = CIPSSettings(model=args.model, ne_model=args.ne_model, conv_model=args.conv_model,
+                            panorama=args.panorama, fid_samples=args.fid_samples,
+                            superres_samples=args.superres_samples, metric_samples=args.metric_samples)
+    try:
+        CIPSFigures(args.out, settings).run(parts)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    print(f"wrote {', '.join(parts)} to {args.out} (figures and cips.json)")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from posgen import checkpoint
 
@@ -416,6 +434,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", type=parse_model_override, action="append", metavar="NAME=CHECKPOINT",
                    help="use CHECKPOINT in place of the shipped model NAME (repeatable)")
     s.set_defaults(fn=cmd_study)
+
+    s = sub.add_parser("cips", help="CIPS figures and numbers: super-resolution, foveation, panoramas, blending, "
+                                    "encoding analyses (docs/cips.md)")
+    s.add_argument("parts", nargs="*", metavar="PART",
+                   help="any of fid superres foveated panorama blend ablate encodings spectra (default: all)")
+    s.add_argument("--out", default="docs/cips", help="folder for the figures and cips.json (default docs/cips)")
+    s.add_argument("--model", default="digits-cips", help="planar CIPS checkpoint (default digits-cips)")
+    s.add_argument("--ne-model", default="digits-cips-ne", help="its no-embedding ablation (default digits-cips-ne)")
+    s.add_argument("--conv-model", default="digits-mspe", help="convolutional model to compare (default digits-mspe)")
+    s.add_argument("--panorama", default="panorama-cips", help="cylindrical CIPS checkpoint (default panorama-cips)")
+    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=10000,
+                   help="generated images per FID/SWD on the training canvas (default 10000)")
+    s.add_argument("--superres-samples", type=_positive("superres-samples", int), default=2000,
+                   help="generated images per FID/SWD at 2x and 4x, and per spectrum (default 2000)")
+    s.add_argument("--metric-samples", type=_positive("metric-samples", int), default=64,
+                   help="latents per seam, foveation and ablation measurement (default 64)")
+    s.set_defaults(fn=cmd_cips)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
     s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")

@@ -29,7 +29,7 @@ from posgen.metrics.evaluate import EvalOptions, evaluate, to_json
 from posgen.metrics.shift_consistency import grayscale, shift_consistency
 from posgen.sampling import load, make_sample_fn, render_seeds
 from posgen.training.multiscale import canvas_grid
-from posgen.viz import image_grid, pyplot
+from posgen.viz import pyplot, save_panels
 
 CHOI = ("digits-baseline", "digits-sspe", "digits-mspe")
 PADDING = ("digits-baseline", "digits-nopad", "digits-csg-nopad", "digits-sspe-nopad", "digits-mspe-nopad")
@@ -131,7 +131,7 @@ class Study:
                 results[name][f"{s:g}x"] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
                 panels[name].append(render_seeds(G, SEEDS[:6], grid))
         _plot_lines(results, "canvas scale (zoom)", "FID (digits features)", self.out / "f3-multiscale-fid.png")
-        _save_panels(panels, [f"{s:g}x" for s in scales], self.out / "f3-samples.png")
+        save_panels(panels, [f"{s:g}x" for s in scales], self.out / "f3-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
     def f4(self, names=UNIFORM, values=FILL_VALUES) -> dict:
@@ -148,7 +148,7 @@ class Study:
                 images.append(img)
                 results[name][f"fill {v:g}"] = spatial_uniformity(img, b)
             rows[name] = images
-        _save_panels(rows, ["learned constant"] + [f"filled with {v:g}" for v in values], self.out / "f4-uniform-constant.png")
+        save_panels(rows, ["learned constant"] + [f"filled with {v:g}" for v in values], self.out / "f4-uniform-constant.png")
         return {"models": self._describe(names), "border_px": b, "noise": "off", "results": results}
 
     def f5(self, names=PADDING) -> dict:
@@ -160,7 +160,7 @@ class Study:
             r = self.distribution(name, ["fid", "swd"], Grid(res, res))
             results[name] = {"padding": G.cfg.padding, "input": G.cfg.input, "scale_encoding": G.cfg.scale_encoding,
                              "fid": r["fid"]["fid"], "swd": r["swd"]["swd"], "swd_levels": r["swd"]["swd_levels"]}
-        _save_panels({n: [render_seeds(self.model(n)[0], SEEDS)] for n in names}, ["samples"], self.out / "f5-samples.png")
+        save_panels({n: [render_seeds(self.model(n)[0], SEEDS)] for n in names}, ["samples"], self.out / "f5-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
     def f6(self, names=MSPIE, scales=(1.0, 1.5, 2.0)) -> dict:
@@ -178,7 +178,7 @@ class Study:
                 panels[name].append(render_seeds(G, SEEDS[:4], grid))
         _plot_lines({n: {k: v for k, v in r.items() if k != "canvas"} for n, r in results.items()},
                     "canvas size (px)", "FID (digits features)", self.out / "f6-mspie-fid.png")
-        _save_panels(panels, [f"{s}x{s}" for s in sizes], self.out / "f6-samples.png")
+        save_panels(panels, [f"{s}x{s}" for s in sizes], self.out / "f6-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
     def eq(self, names=EVERY) -> dict:
@@ -191,7 +191,7 @@ class Study:
             r = evaluate(make_sample_fn(G), ["eqt", "eqt-frac", "eqr"], opts)
             results[name] = {k: r[k][k] for k in ("eqt", "eqt-frac", "eqr")}
             panels[name] = [render_seeds(G, SEEDS[:3], Grid(res, 3 * res))]
-        _save_panels(panels, ["3x wider canvas"], self.out / "eq-beyond-border.png", cols=1)
+        save_panels(panels, ["3x wider canvas"], self.out / "eq-beyond-border.png", cols=1)
         return {"models": self._describe(names), "eq_samples": self.settings.eq_samples, "results": results}
 
     def run(self, findings: list[str]) -> dict:
@@ -283,37 +283,5 @@ def _plot_lines(results: dict[str, dict[str, float]], xlabel: str, ylabel: str, 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _save_panels(rows: dict[str, list[torch.Tensor]], columns: list[str], path: Path, cols: int | None = None,
-                 zoom: int = 3) -> None:
-    """One figure: a row per model, a column per condition, each cell a tile of that model's images
-    at their true pixel size (shown `zoom` times enlarged)."""
-    plt = pyplot()
-    tiles = [[image_grid(imgs, cols=cols or len(imgs)) for imgs in row] for row in rows.values()]
-    widths = [max(row[c].shape[1] for row in tiles) for c in range(len(columns))]
-    heights = [max(t.shape[0] for t in row) for row in tiles]
-    gap = 6
-    canvas = np.full((sum(heights) + gap * (len(heights) - 1), sum(widths) + gap * (len(widths) - 1), 3), 255, np.uint8)
-    y = 0
-    for row, h in zip(tiles, heights):
-        x = 0
-        for tile, w in zip(row, widths):
-            canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-            x += w + gap
-        y += h + gap
-    dpi = 100
-    fig = plt.figure(figsize=(canvas.shape[1] * zoom / dpi + 1.4, canvas.shape[0] * zoom / dpi + 0.4), dpi=dpi)
-    ax = fig.add_axes((1.4 / (canvas.shape[1] * zoom / dpi + 1.4), 0, 1 - 1.4 / (canvas.shape[1] * zoom / dpi + 1.4),
-                       1 - 0.4 / (canvas.shape[0] * zoom / dpi + 0.4)))
-    ax.imshow(canvas, interpolation="nearest")
-    ax.set_yticks(np.cumsum([0] + [h + gap for h in heights[:-1]]) + np.array(heights) / 2, list(rows), fontsize=8)
-    ax.set_xticks(np.cumsum([0] + [w + gap for w in widths[:-1]]) + np.array(widths) / 2, columns, fontsize=8)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
     fig.savefig(path)
     plt.close(fig)

@@ -17,9 +17,11 @@ from posgen.data.errors import DataError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
+    "ImagePatches",
     "ResizeMode",
     "SingleImageDataset",
     "load_image",
+    "load_sample_image",
     "resize_image",
     "to_rgb",
 ]
@@ -267,26 +269,32 @@ class ImageFolderDataset(Dataset):
 
 
 class SingleImageDataset(Dataset):
-    """One image file as a dataset of length 1 (uint8 [3, H, W]); `size=None` keeps the native size.
+    """One image (a file, or a decoded PIL image with a `name`) as a dataset of length 1 (uint8 [3, H, W]);
+    `size=None` keeps the native size.
 
     The image is decoded once in __init__, so a bad file fails at construction.
     """
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | Image.Image,
         size: tuple[int, int] | int | None = None,
         resize: str = "crop",
         background: RGB = (0, 0, 0),
+        name: str | None = None,
     ) -> None:
-        self.path = Path(path).expanduser()
         self.size = None if size is None else _check_size(size)
         self.resize = _check_resize(resize)
-        if not self.path.exists():
-            raise DataError(f"image file does not exist: {self.path}")
-        if not self.path.is_file():
-            raise DataError(f"not an image file: {self.path}")
-        img = load_image(self.path, str(self.path), tuple(int(c) for c in background))  # type: ignore[arg-type]
+        if isinstance(path, Image.Image):
+            self.name, img = name or "image", to_rgb(path, tuple(int(c) for c in background))  # type: ignore[arg-type]
+        else:
+            file = Path(path).expanduser()
+            self.name = name or str(file)
+            if not file.exists():
+                raise DataError(f"image file does not exist: {file}")
+            if not file.is_file():
+                raise DataError(f"not an image file: {file}")
+            img = load_image(file, str(file), tuple(int(c) for c in background))  # type: ignore[arg-type]
         if self.size is not None:
             img = resize_image(img, self.size, self.resize)  # type: ignore[arg-type]
         self._image = _to_tensor(img)  # [3, H, W] uint8
@@ -301,4 +309,51 @@ class SingleImageDataset(Dataset):
 
     def __repr__(self) -> str:
         h, w = self._image.shape[1:]
-        return f"{type(self).__name__}({str(self.path)!r}, size=({h}, {w}))"
+        return f"{type(self).__name__}({self.name!r}, size=({h}, {w}))"
+
+
+SAMPLE_PREFIX = "sample:"
+
+
+def load_sample_image(source: str) -> Image.Image:
+    """`sample:NAME`: one of the photographs bundled with scikit-learn (china.jpg, flower.jpg), offline."""
+    from sklearn.datasets import load_sample_image as sklearn_sample
+
+    name = source[len(SAMPLE_PREFIX):]
+    try:
+        return Image.fromarray(sklearn_sample(name)).convert("RGB")
+    except Exception as e:  # sklearn raises AttributeError for unknown names
+        raise DataError(f"no bundled sample image {name!r} (scikit-learn has china.jpg and flower.jpg)") from e
+
+
+class ImagePatches(Dataset):
+    """Every `size` patch (stride 1) of one image scaled to `height` rows: uint8 [3, h, w] items.
+
+    Item i is the patch whose top-left corner is (i // n_x, i % n_x), so a seeded index sampler
+    picks uniformly random crops reproducibly. For single-image GANs and CIPS panoramas (Sec. 4.8),
+    which learn from crops of ordinary photographs.
+    """
+
+    def __init__(self, image: Image.Image, height: int, size: tuple[int, int] | int, name: str = "image") -> None:
+        ph, pw = _check_size(size)
+        img = to_rgb(image)
+        width = max(1, round(img.width * height / img.height))
+        if height < ph or width < pw:
+            raise DataError(f"{name} scaled to height {height} is {height}x{width}, smaller than the "
+                            f"{ph}x{pw} patches (raise data.patch_height)")
+        self.name, self.size = name, (ph, pw)
+        self._image = _to_tensor(img.resize((width, height), _FILTER, reducing_gap=_REDUCING_GAP))  # [3, H, W]
+        self._positions = (height - ph + 1, width - pw + 1)
+
+    def __len__(self) -> int:
+        return self._positions[0] * self._positions[1]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"ImagePatches index out of range: {index}")
+        top, left = divmod(index % len(self), self._positions[1])
+        return self._image[:, top:top + self.size[0], left:left + self.size[1]].clone()
+
+    def __repr__(self) -> str:
+        h, w = self._image.shape[1:]
+        return f"{type(self).__name__}({self.name!r}, image={h}x{w}, patch={self.size[0]}x{self.size[1]}, n={len(self)})"

@@ -168,9 +168,12 @@ def _fingerprint(module: torch.nn.Module) -> str:
 def _source_key(data: DataConfig) -> dict:
     if data.source == "digits":
         return {"source": "digits", "digits": asdict(data.digits)}
+    if data.source.startswith("sample:"):  # bundled with scikit-learn: fixed content
+        return {"source": data.source, "patch_height": data.patch_height}
     path = Path(data.source).expanduser().resolve()
     stat = path.stat()
-    return {"source": str(path), "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size, "resize": data.resize}
+    return {"source": str(path), "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size, "resize": data.resize,
+            "patch_height": data.patch_height}
 
 
 def _cache_file(cache_dir: Path, key: dict) -> Path:

@@ -15,6 +15,12 @@ so a shifted, larger or denser grid shows the same image moved, extended or resa
 canvas, Fourier features extrapolate linearly in (x', y') and the embeddings replicate their
 edge ("clamp", default: no seam or repeated key points beside the canvas) or tile ("wrap");
 between training pixels the embeddings are interpolated bilinearly (denser grids, Sec. 4.7).
+
+Cylindrical panoramas (Sec. 4.8): with `circumference` P > 0 the x axis closes into a circle of P
+training pixels. The Fourier features take (R cos theta, R sin theta, y') (see `FourierFeatures`)
+and the embedding lattice is H x P, wrapping in x, so every encoding is exactly P-periodic in x.
+Training renders resolution x resolution crops at random offsets around the cylinder against
+random crops of ordinary photographs; `panorama_grid()` is the whole 360-degree strip.
 """
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ class CIPSConfig:
     skips: bool = True             # to-RGB after every pair of layers, summed ("main"); else one at the end
     residual: bool = False         # pairs of layers as residual blocks, (x + f(x)) / sqrt(2)
     activation: Literal["lrelu", "sine"] = "lrelu"  # of every ModFC layer
+    circumference: int = 0         # 0: the plane; P >= resolution: x wraps around a cylinder of P pixels (Sec. 4.8)
 
     def validate(self) -> None:
         for name in ("z_dim", "w_dim", "mapping_layers", "width", "img_channels"):
@@ -77,6 +84,9 @@ class CIPSConfig:
             raise ValueError(f"embedding_channels must be positive, got {self.embedding_channels}")
         if self.embedding_boundary not in ("wrap", "clamp"):
             raise ValueError(f"embedding_boundary must be 'wrap' or 'clamp', got {self.embedding_boundary!r}")
+        if self.circumference and self.circumference < self.resolution:
+            raise ValueError(f"circumference must be 0 (plane) or at least the resolution {self.resolution}, "
+                             f"got {self.circumference}")
         if self.activation not in ("lrelu", "sine"):
             raise ValueError(f"activation must be 'lrelu' or 'sine', got {self.activation!r}")
 
@@ -113,9 +123,12 @@ class Generator(nn.Module):
         self.num_ws = cfg.num_layers + 2
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
         canvas = (cfg.resolution, cfg.resolution)
-        self.fourier = FourierFeatures(cfg.fourier_channels, canvas, bias=cfg.fourier_bias) if cfg.fourier else None
-        self.embedding = (LearnedConstant(cfg.embedding_channels, canvas, boundary=cfg.embedding_boundary)
-                          if cfg.embedding else None)
+        self.fourier = (FourierFeatures(cfg.fourier_channels, canvas, circumference=cfg.circumference or None,
+                                        bias=cfg.fourier_bias) if cfg.fourier else None)
+        lattice, boundary = canvas, cfg.embedding_boundary  # one vector per training pixel (Eq. 4)
+        if cfg.circumference:  # one per pixel of the whole cylinder, periodic in x
+            lattice, boundary = (cfg.resolution, cfg.circumference), (cfg.embedding_boundary, "wrap")
+        self.embedding = LearnedConstant(cfg.embedding_channels, lattice, boundary=boundary) if cfg.embedding else None
         channels = (cfg.fourier_channels if cfg.fourier else 0) + (cfg.embedding_channels if cfg.embedding else 0)
         self.input = _modfc(channels, cfg)  # projects e(x, y) to the hidden width (App. A)
         pairs = cfg.num_layers // 2
@@ -128,6 +141,14 @@ class Generator(nn.Module):
 
     def default_grid(self) -> Grid:
         return Grid(self.resolution, self.resolution)
+
+    def panorama_grid(self, height: int | None = None) -> Grid:
+        """The whole 360-degree strip of a cylindrical model: `height` (default the resolution) rows
+        from the top of the training crop, `circumference` columns (column P is column 0 again)."""
+        if not self.cfg.circumference:
+            raise ValueError("this CIPS model is planar (circumference 0): train with model.circumference=P "
+                             "for panoramas")
+        return Grid(height or self.resolution, self.cfg.circumference)
 
     def encode(self, coords: torch.Tensor) -> torch.Tensor:
         """Positional encoding e(x, y) = concat[e_fo, e_co] (Eq. 4): coords [2, ...] -> [1, C, ...]."""

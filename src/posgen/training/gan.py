@@ -25,7 +25,7 @@ from posgen.training.multiscale import MultiScaleSampler, canvas_grid, step_gene
 from posgen.viz import save_image_grid
 
 # stream ids for step_generator
-_DATA, _LATENT, _MIX, _FLIP, _NOISE = range(5)
+_DATA, _LATENT, _MIX, _FLIP, _NOISE, _CYLINDER = range(6)
 
 
 class TrainingError(RuntimeError):
@@ -72,8 +72,13 @@ class Trainer:
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(3), x)
         return resize(x, size)
 
-    def _grid(self, size: int) -> Grid:
-        return canvas_grid(self.G.default_grid(), size, self.cfg.train.multiscale.grid)
+    def _grid(self, step: int, size: int) -> Grid:
+        grid = canvas_grid(self.G.default_grid(), size, self.cfg.train.multiscale.grid)
+        circumference = getattr(self.G.cfg, "circumference", 0)
+        if circumference:  # a crop at a random whole-pixel angle around the cylinder (CIPS Sec. 4.8)
+            offset = int(torch.randint(circumference, [], generator=step_generator(self.seed, step, _CYLINDER)))
+            grid = grid.shift(0, -offset)
+        return grid
 
     def _ws(self, step: int, stream_offset: int = 0) -> torch.Tensor:
         t, G = self.cfg.train, self.G
@@ -90,7 +95,7 @@ class Trainer:
         t, step = self.cfg.train, self.step
         size = self.scales(step) if self.scales else self.res
         d_size = self.res if t.multiscale.resize_to_discriminator else size
-        grid = self._grid(size)
+        grid = self._grid(step, size)
         torch.manual_seed(self.seed * 7919 + step)  # noise inputs
         reals = self._reals(step, d_size)
 
@@ -175,8 +180,13 @@ class Trainer:
         self.step, self.seconds, self.seed = int(state["step"]), float(state.get("seconds", 0.0)), int(state["seed"])
 
     def sample_grid(self, path: Path) -> None:
-        """EMA samples on the training canvas, fixed seeds, as one PNG."""
-        imgs = render_seeds(self.G_ema, list(range(self.cfg.train.sample_seeds)))
+        """EMA samples on the training canvas (cylinders: whole 360-degree strips), fixed seeds, as one PNG."""
+        seeds = list(range(self.cfg.train.sample_seeds))
+        if getattr(self.G.cfg, "circumference", 0):
+            imgs = render_seeds(self.G_ema, seeds[:8], self.G_ema.panorama_grid())
+            save_image_grid(imgs, path, cols=1)
+            return
+        imgs = render_seeds(self.G_ema, seeds)
         save_image_grid(imgs, path, cols=min(8, len(imgs)))
 
 
