@@ -169,7 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          f"{cfg.family}, which renders whole canvases")
     grid = _build_grid(G, args)
     images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise,
-                          chunk_points=args.chunk_points)
+                          chunk_points=args.chunk_points, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):

@@ -24,18 +24,32 @@ def seed_latents(seeds: list[int], z_dim: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render_seeds(G: AnyGenerator, seeds: list[int], grid: Grid | None = None, *, truncation_psi: float = 1.0,
-                 noise_mode: NoiseMode = "const", batch_size: int = 16, chunk_points: int | None = None) -> torch.Tensor:
+                 noise_mode: NoiseMode = "const", batch_size: int = 16, chunk_points: int | None = None,
+                 progress: bool = False) -> torch.Tensor:
     """Images [len(seeds), C, H, W] in [-1, 1] for `seeds` on `grid` (default: training canvas).
 
     `chunk_points`: render at most that many points per pass (pixel-independent generators only;
-    None: `DEFAULT_CHUNK_POINTS` for those, whole canvases otherwise).
+    None: `DEFAULT_CHUNK_POINTS` for those, whole canvases otherwise). `progress`: a bar counting
+    rendered pixels (chunk by chunk where the generator renders in chunks).
     """
+    from tqdm import tqdm
+
     device = next(G.parameters()).device
     if chunk_points is None and G.pixel_independent:
         chunk_points = DEFAULT_CHUNK_POINTS
+    grid = grid or G.default_grid()
     z = seed_latents(seeds, G.cfg.z_dim).to(device)
-    return torch.cat([G(z[i:i + batch_size], grid, truncation_psi, noise_mode, chunk_points=chunk_points).cpu()
-                      for i in range(0, len(seeds), batch_size)])
+    images = []
+    with tqdm(total=len(seeds) * grid.height * grid.width, disable=not progress, unit="px", unit_scale=True,
+              desc="rendering", dynamic_ncols=True) as bar:
+        for i in range(0, len(seeds), batch_size):
+            n = len(z[i:i + batch_size])
+            tiles = {"on_tile": lambda points, n=n: bar.update(points * n)} if G.pixel_independent else {}
+            images.append(G(z[i:i + batch_size], grid, truncation_psi, noise_mode, chunk_points=chunk_points,
+                            **tiles).cpu())
+            if not G.pixel_independent:
+                bar.update(n * grid.height * grid.width)
+    return images[0] if len(images) == 1 else torch.cat(images)  # one batch: no second copy of a huge canvas
 
 
 def make_sample_fn(G: AnyGenerator, *, truncation_psi: float = 1.0, noise_mode: NoiseMode = "const") -> SampleFn:

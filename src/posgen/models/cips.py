@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -155,18 +155,21 @@ class Generator(nn.Module):
         return torch.cat([enc(coords) for enc in (self.fourier, self.embedding) if enc is not None], dim=1)
 
     def forward(self, z: torch.Tensor, grid: Grid | PointGrid | None = None, truncation_psi: float = 1.0,
-                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None) -> torch.Tensor:
+                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None,
+                on_tile: Callable[[int], None] | None = None) -> torch.Tensor:
         w = self.mapping(z, truncation_psi)
-        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points,
+                              on_tile=on_tile)
 
     def synthesis(self, ws: torch.Tensor, grid: Grid | PointGrid | None = None, noise_mode: NoiseMode = "random",
-                  *, chunk_points: int | None = None) -> torch.Tensor:
+                  *, chunk_points: int | None = None, on_tile: Callable[[int], None] | None = None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas).
 
         `noise_mode` is accepted for interface parity and ignored: CIPS has no noise inputs.
         `chunk_points` renders at most that many points at a time (lattice tiles, or slices of a
         point set) into the output; under torch.no_grad peak activation memory is then bounded by
-        the chunk, whatever the canvas size. The result equals a one-shot render.
+        the chunk, whatever the canvas size. The result equals a one-shot render. `on_tile(points)`
+        is called after each chunk (progress reporting).
         """
         grid = self.default_grid() if grid is None else grid
         if ws.ndim != 3 or ws.shape[1] != self.num_ws:
@@ -181,6 +184,8 @@ class Generator(nn.Module):
             out = ws.new_empty(n, c, p)
             for s in range(0, p, step):
                 out[:, :, s:s + step] = self._render(ws, coords[:, s:s + step, None])[..., 0]  # a P x 1 lattice
+                if on_tile is not None:
+                    on_tile(min(step, p - s))
             return out
         if not isinstance(grid, Grid):
             raise TypeError(f"CIPS renders on a Grid or a PointGrid, got {type(grid).__name__}")
@@ -192,6 +197,8 @@ class Generator(nn.Module):
             for left in range(0, w, tw):
                 tile = grid.crop(top, left, min(th, h - top), min(tw, w - left))
                 out[:, :, top:top + tile.height, left:left + tile.width] = self._render(ws, tile.coords(dev, dtype))
+                if on_tile is not None:
+                    on_tile(tile.height * tile.width)
         return out
 
     def _render(self, ws: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
