@@ -63,8 +63,18 @@ def test_a_cylindrical_model_closes_its_strip_exactly():
     assert torch.allclose(rolled, two_laps[..., 13:53], atol=1e-5)
     r = seam_errors(two_laps[..., :40])
     assert r["ratio"] == pytest.approx(r["seam_mse"] / r["neighbour_mse"])
+    assert 0 <= r["seam_rank"] <= 1 and r["local_ratio"] == pytest.approx(r["seam_mse"] / r["local_mse"])
     planar = cips()  # a plane has no seam to close: its edges do not match
     assert seam_errors(planar.synthesis(ws_for(planar), Grid(16, 40)).detach())["ratio"] > 1.5
+
+
+def test_seam_errors_golden_values():
+    ramp = torch.arange(10.0).expand(1, 1, 2, 10) / 10  # a sawtooth: steps of 0.1, then a jump of 0.9 at the seam
+    r = seam_errors(ramp, local=2)
+    assert r["neighbour_mse"] == pytest.approx(0.01) and r["seam_mse"] == pytest.approx(0.81)
+    assert r["ratio"] == pytest.approx(81) and r["local_ratio"] == pytest.approx(81) and r["seam_rank"] == 1
+    wave = torch.cos(torch.arange(10.0) * 2 * math.pi / 10).expand(1, 1, 2, 10)  # closes smoothly
+    assert seam_errors(wave)["seam_rank"] < 0.5
 
 
 def test_cylinder_errors():

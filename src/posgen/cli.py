@@ -448,8 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per FID/SWD on the training canvas (default 10000)")
     s.add_argument("--superres-samples", type=_positive("superres-samples", int), default=2000,
                    help="generated images per FID/SWD at 2x and 4x, and per spectrum (default 2000)")
-    s.add_argument("--metric-samples", type=_positive("metric-samples", int), default=64,
-                   help="latents per seam, foveation and ablation measurement (default 64)")
+    s.add_argument("--metric-samples", type=_positive("metric-samples", int), default=256,
+                   help="latents per seam, foveation and ablation measurement (default 256)")
     s.set_defaults(fn=cmd_cips)
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")

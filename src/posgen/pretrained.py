@@ -21,6 +21,9 @@ PRETRAINED: dict[str, str] = {
     "digits-mspie-csg": "MS-PIE, Cartesian grid, interp (Xu Tab. 5d), 30 kimg",
     "digits-mspie-spe-interp": "MS-PIE, SPE-interp (Xu Tab. 5e), 30 kimg",
     "digits-mspie": "MS-PIE, SPE-expand: one model for 32/48/64 canvases (Xu Tab. 5f), 30 kimg",
+    "digits-cips": "CIPS: per-pixel MLP on Fourier features + coordinate embeddings (Anokhin), 32x32, 120 kimg",
+    "digits-cips-ne": "CIPS-NE: Fourier features only, no coordinate embeddings (Anokhin Tab. 3), 32x32, 120 kimg",
+    "panorama-cips": "CIPS on a 128-px cylinder from 32x32 patches of one photo: 360-degree strips (Anokhin Sec. 4.8), 121 kimg",
 }
 
 

@@ -44,7 +44,7 @@ class CIPSSettings:
     panorama: str = "panorama-cips"     # a cylindrical CIPS (model.circumference > 0)
     fid_samples: int = 10000            # generated images per FID / SWD at 1x
     superres_samples: int = 2000        # generated images per FID / SWD at 2x and 4x
-    metric_samples: int = 64            # latents per seam / foveation / ablation figure
+    metric_samples: int = 256           # latents per seam / foveation / ablation measurement
     progress: bool = True
 
 
@@ -69,14 +69,19 @@ def scaled_digits(data: DataConfig, factor: int) -> DataConfig:
     return replace(data, digits=digits)
 
 
-def seam_errors(strips: torch.Tensor) -> dict:
+def seam_errors(strips: torch.Tensor, local: int = 3) -> dict:
     """strips [N, C, H, P]: one lap around a cylinder. Mean squared difference across the seam
-    (column P-1 to column 0) against that between neighbouring interior columns."""
+    (column P-1 to column 0) against that between neighbouring columns elsewhere: all P - 1 interior
+    pairs (mean, 95th percentile, the seam's rank among them) and the `local` pairs on either side
+    of the seam, which see the same content statistics (models place content at preferred angles)."""
     x = strips.double()
-    seam = (x[..., 0] - x[..., -1]).square().mean()
-    steps = (x[..., 1:] - x[..., :-1]).square().mean(dim=(0, 1, 2))  # per interior column pair [P-1]
-    return {"seam_mse": float(seam), "neighbour_mse": float(steps.mean()),
-            "neighbour_mse_p95": float(steps.quantile(0.95)), "ratio": float(seam / steps.mean())}
+    pairs = (x.roll(-1, -1) - x).square().mean(dim=(0, 1, 2))  # pair (j, j+1 mod P); the last one is the seam
+    seam, interior = pairs[-1], pairs[:-1]
+    beside = torch.cat([pairs[:local], pairs[-1 - local:-1]])
+    return {"seam_mse": float(seam), "neighbour_mse": float(interior.mean()),
+            "neighbour_mse_p95": float(interior.quantile(0.95)), "seam_rank": float((interior < seam).double().mean()),
+            "ratio": float(seam / interior.mean()), "local_mse": float(beside.mean()),
+            "local_ratio": float(seam / beside.mean())}
 
 
 def without(G, encoding: str):
