@@ -96,6 +96,11 @@ def without(G, encoding: str):
     return H
 
 
+def whole_canvas(G) -> Grid:
+    """The canvas a CIPS model was trained to cover: its training grid, or the whole strip of a cylinder."""
+    return G.panorama_grid() if G.cfg.circumference else G.default_grid()
+
+
 def encoding_maps(G, grid: Grid) -> dict[str, torch.Tensor]:
     """Each encoding of G on `grid`: name -> [C, H, W]."""
     coords = grid.coords()
@@ -261,7 +266,7 @@ class CIPSFigures:
         results, panels = {}, {}
         for role, name in (("planar", s.model), ("panorama", s.panorama)):
             G, _, _ = self.model(name)
-            grid = G.default_grid() if not G.cfg.circumference else G.panorama_grid()
+            grid = whole_canvas(G)
             ws = ws_of(G, list(range(s.metric_samples)))
             full = G.synthesis(ws, grid).detach()
             row, results[name] = [full[: len(SEEDS)]], {}
@@ -282,7 +287,7 @@ class CIPSFigures:
         results = {}
         for role, name in (("planar", s.model), ("panorama", s.panorama)):
             G, _, _ = self.model(name)
-            grid = G.default_grid() if not G.cfg.circumference else G.panorama_grid()
+            grid = whole_canvas(G)
             maps = encoding_maps(G, grid)
             fig, axes = plt.subplots(2, len(maps), figsize=(4.2 * len(maps), 4.6 if grid.width == grid.height else 3),
                                      dpi=120, squeeze=False)
