@@ -11,10 +11,10 @@ from posgen.apps.cips import (CIPSFigures, CIPSSettings, high_frequency_share, l
 from posgen.cli import main
 from posgen.data import DataConfig, DataError, open_dataset
 from posgen.encodings import FourierFeatures, LearnedConstant
-from posgen.grid import Grid
+from posgen.grid import Grid, PointGrid
 from posgen.metrics.evaluate import to_json
 from posgen.models.cips import CIPSConfig, Generator
-from posgen.pixelwise import fill_from_points, gaussian_pixels, points_of, render_foveated, render_style_blend
+from posgen.pixelwise import fill_from_points, gaussian_pixels, render_foveated, render_style_blend
 from posgen.training.gan import Trainer, train
 
 
@@ -156,7 +156,7 @@ def test_foveated_render_is_exact_on_its_points_and_improves_with_density():
     for frac in (0.05, 0.25, 1.0):
         img, idx = render_foveated(G, ws, grid, frac)
         assert torch.allclose(img.flatten(2)[..., idx], full.flatten(2)[..., idx], atol=1e-5)
-        assert torch.allclose(G.synthesis(ws, points_of(grid, idx)), full.flatten(2)[..., idx], atol=1e-5)
+        assert torch.allclose(G.synthesis(ws, PointGrid.from_grid(grid, idx)), full.flatten(2)[..., idx], atol=1e-5)
         errors.append(float((img - full).square().mean()))
     assert errors[0] > errors[1] > errors[2] == pytest.approx(0, abs=1e-10)
 

@@ -158,8 +158,10 @@ class PointGrid:
         object.__setattr__(self, "points", pts)
 
     @classmethod
-    def from_grid(cls, grid: Grid) -> PointGrid:
-        return cls(grid.coords(dtype=torch.float64).flatten(1).T)
+    def from_grid(cls, grid: Grid, index: torch.Tensor | None = None) -> PointGrid:
+        """The lattice pixels of `grid` as points, in row-major order; `index` picks some by flat index."""
+        points = grid.coords(dtype=torch.float64).flatten(1).T  # [H*W, 2]
+        return cls(points if index is None else points[index])
 
     def coords(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[2, P] with channels (x, y)."""

@@ -43,11 +43,6 @@ def gaussian_pixels(grid: Grid, fraction: float, *, sigma: float | None = None,
     return picked.sort().values
 
 
-def points_of(grid: Grid, index: torch.Tensor) -> PointGrid:
-    """The frame positions of the lattice pixels with flat indices `index`."""
-    return PointGrid(grid.coords(dtype=torch.float64).flatten(1)[:, index].T)
-
-
 def fill_from_points(values: torch.Tensor, index: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """values [N, C, P] known at flat lattice indices `index` of an (H, W) lattice -> [N, C, H, W]:
     known pixels kept exactly, the others interpolated linearly over a Delaunay triangulation of the
@@ -87,7 +82,7 @@ def render_foveated(G, ws: torch.Tensor, grid: Grid, fraction: float, *, sigma: 
     """
     _require_pixel_independent(G)
     index = gaussian_pixels(grid, fraction, sigma=sigma, seed=seed)
-    values = G.synthesis(ws, points_of(grid, index), chunk_points=chunk_points)  # [N, C, P]
+    values = G.synthesis(ws, PointGrid.from_grid(grid, index), chunk_points=chunk_points)  # [N, C, P]
     return fill_from_points(values, index, grid.size), index
 
 
@@ -106,7 +101,7 @@ def render_style_blend(G, ws_a: torch.Tensor, ws_b: torch.Tensor, mask: torch.Te
         raise ValueError(f"levels must be at least 2, got {levels}")
     m = mask.detach().double().clamp(0, 1).flatten()
     level = torch.round(m * (levels - 1)).long()  # [H*W]
-    points = grid.coords(dtype=torch.float64).flatten(1).T  # [H*W, 2]
+    points = PointGrid.from_grid(grid).points  # [H*W, 2], computed once for every level
     out = ws_a.new_empty(ws_a.shape[0], G.cfg.img_channels, h * w)
     for k in torch.unique(level).tolist():
         where = (level == k).nonzero().squeeze(1)

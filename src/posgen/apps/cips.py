@@ -14,20 +14,20 @@ figure(s) to OUT and returning the numbers behind them.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from posgen.apps._runner import FigureRun
 from posgen.data import DataConfig
 from posgen.grid import Grid
 from posgen.metrics.equivariance import lanczos_sample, source_positions
-from posgen.metrics.evaluate import EvalOptions, evaluate, real_dataset, to_json
+from posgen.metrics.evaluate import EvalOptions, evaluate, real_dataset
 from posgen.metrics.spectrum import power_spectra, spectrum
 from posgen.pixelwise import render_foveated, render_style_blend
-from posgen.sampling import SampleFn, load, make_sample_fn, render_seeds, seed_latents
+from posgen.sampling import SampleFn, make_sample_fn, render_seeds, seed_latents
 from posgen.viz import pyplot, save_panels
 
 PARTS = ("fid", "superres", "foveated", "panorama", "blend", "ablate", "encodings", "spectra")
@@ -135,17 +135,9 @@ def principal_components(maps: torch.Tensor, k: int = 3) -> tuple[torch.Tensor, 
     return pcs.float(), (var[:k] / var.sum()).tolist()
 
 
-class CIPSFigures:
+class CIPSFigures(FigureRun):
     def __init__(self, out: str | Path, settings: CIPSSettings | None = None) -> None:
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.settings = settings or CIPSSettings()
-        self._loaded: dict[str, tuple] = {}
-
-    def model(self, name: str):
-        if name not in self._loaded:
-            self._loaded[name] = load(name)
-        return self._loaded[name]
+        super().__init__(out, settings or CIPSSettings())
 
     def _metrics(self, sample_fn: SampleFn, grid: Grid, data: DataConfig, num: int) -> dict:
         opts = EvalOptions(grid=grid, num_samples=num, feature_extractor="digits", progress=self.settings.progress)
@@ -345,13 +337,8 @@ class CIPSFigures:
             self.model(name)  # every model loads before the first long measurement starts
         if not getattr(self.model(s.panorama)[0].cfg, "circumference", 0):
             raise ValueError(f"{s.panorama} is not a cylindrical CIPS model (model.circumference is 0)")
-        path = self.out / "cips.json"
-        record = json.loads(path.read_text()) if path.is_file() else {}
         with torch.no_grad():
-            for part in parts:
-                record[part] = getattr(self, part)()
-                path.write_text(to_json(record) + "\n")
-        return record
+            return self.record_parts("cips.json", parts, lambda part: getattr(self, part)())
 
 
 __all__ = ["CIPSFigures", "CIPSSettings", "PARTS", "encoding_maps", "high_frequency_share",

@@ -15,7 +15,6 @@ checkpoint, e.g. to run the study on your own (larger) runs.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +23,11 @@ import torch
 from tqdm import tqdm
 
 from posgen.encodings import LearnedConstant
+from posgen.apps._runner import FigureRun
 from posgen.grid import Grid
-from posgen.metrics.evaluate import EvalOptions, evaluate, to_json
+from posgen.metrics.evaluate import EvalOptions, evaluate
 from posgen.metrics.shift_consistency import grayscale, shift_consistency
-from posgen.sampling import load, make_sample_fn, render_seeds
+from posgen.sampling import make_sample_fn, render_seeds
 from posgen.training.multiscale import canvas_grid
 from posgen.viz import pyplot, save_panels
 
@@ -52,19 +52,14 @@ class StudySettings:
     progress: bool = True
 
 
-class Study:
+class Study(FigureRun):
     def __init__(self, out: str | Path, settings: StudySettings | None = None) -> None:
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.settings = settings or StudySettings()
-        self._loaded: dict[str, tuple] = {}
+        super().__init__(out, settings or StudySettings())
 
     # ---- helpers --------------------------------------------------------------------------
-    def model(self, name: str):
-        """(G, config, state) of the model called `name` (or its replacement)."""
-        if name not in self._loaded:
-            self._loaded[name] = load(self.settings.models.get(name, name))
-        return self._loaded[name]
+    def checkpoint(self, name: str) -> str:
+        """The shipped model `name`, or its replacement from settings.models."""
+        return self.settings.models.get(name, name)
 
     def _options(self, grid: Grid) -> EvalOptions:
         return EvalOptions(grid=grid, num_samples=self.settings.fid_samples, feature_extractor="digits",
@@ -76,7 +71,7 @@ class Study:
         return evaluate(make_sample_fn(G), metrics, self._options(grid), data=cfg.data, training_size=(res, res))
 
     def _describe(self, names) -> dict:
-        return {n: {"checkpoint": self.settings.models.get(n, n), "kimg": self.model(n)[2].get("kimg")} for n in names}
+        return {n: {"checkpoint": self.checkpoint(n), "kimg": self.model(n)[2].get("kimg")} for n in names}
 
     # ---- findings -------------------------------------------------------------------------
     def f1(self, names=CHOI) -> dict:
@@ -198,12 +193,7 @@ class Study:
         """Run the named findings and merge their numbers into OUT/study.json (after each one)."""
         for name in dict.fromkeys(n for f in findings for n in MODELS[f]):
             self.model(name)  # every model loads before the first long measurement starts
-        path = self.out / "study.json"
-        record = json.loads(path.read_text()) if path.is_file() else {}
-        for f in findings:
-            record[f] = getattr(self, f)(MODELS[f])
-            path.write_text(to_json(record) + "\n")
-        return record
+        return self.record_parts("study.json", findings, lambda f: getattr(self, f)(MODELS[f]))
 
 
 MODELS = {"f1": CHOI, "f2": CHOI, "f3": CHOI, "f4": UNIFORM, "f5": PADDING, "f6": MSPIE, "eq": EVERY}
