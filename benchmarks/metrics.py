@@ -32,7 +32,7 @@ from posgen.metrics.kid import kid
 from posgen.metrics.precision_recall import precision_recall
 from posgen.metrics.spectrum import power_spectra, spectrum
 from posgen.metrics.swd import swd, swd_descriptors
-from posgen.models import build_generator
+from posgen.families import build_generator
 from posgen.presets import get_preset
 from posgen.sampling import make_sample_fn
 
@@ -67,7 +67,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev, n = args.device, args.num
     cfg = get_preset(args.preset)
-    G = build_generator(cfg.model).to(dev).eval()
+    G = build_generator(cfg).to(dev).eval()
     sample_fn = make_sample_fn(G, noise_mode="const")
     grid = G.default_grid()
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import torch
 
 from posgen.config import apply_overrides
 from posgen.presets import PRESETS, get_preset
-from posgen.training.gan import Trainer
+from posgen.training.loop import build_trainer
 
 DIGITS = [n for n in PRESETS if n.startswith("digits-")]
 
@@ -31,7 +31,7 @@ def bench(name: str, device: str, steps: int, warmup: int, batch: int | None, th
         cfg.data.source = "digits"  # synthetic stand-in: same shapes, no dataset needed
         cfg.data.digits.canvas = (cfg.model.resolution,) * 2
         cfg.data.digits.region = (0, 0, cfg.model.resolution // 2, cfg.model.resolution // 2)
-    trainer = Trainer(cfg, seed=0, device=device)
+    trainer = build_trainer(cfg, seed=0, device=device)
     for _ in range(warmup):
         trainer.train_step()
     if device == "cuda":

@@ -31,6 +31,10 @@ TINY_MODEL = {  # per generator family: 16 channels, the fewest layers
 }
 
 
+# the preset each family's contract suite (tests/test_contract.py) shrinks with tiny_run
+TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips"}
+
+
 def tiny_run(preset: str = "digits-mspe", *extra: str) -> RunConfig:
     """A preset shrunk to 16x16 digits and 16 channels; `extra` are more key=value overrides."""
     cfg = get_preset(preset)
@@ -52,7 +56,7 @@ def _seed():
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A 4-step digits-mspe run: a real checkpoint for CLI / loading tests."""
-    from posgen.training.gan import train
+    from posgen.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "mspe"
     train(tiny_run(), out, seed=1, progress=False)
@@ -62,7 +66,7 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_cips_run(tmp_path_factory):
     """A 4-step digits-cips run."""
-    from posgen.training.gan import train
+    from posgen.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "cips"
     train(tiny_run("digits-cips"), out, seed=1, progress=False)

@@ -4,6 +4,8 @@ import math
 import pytest
 import torch
 
+from posgen.errors import CapabilityError
+
 from posgen.encodings import FourierFeatures
 from posgen.grid import Grid, PointGrid
 from posgen.models.cips import TABLE3_VARIANTS, CIPSConfig, Generator
@@ -222,7 +224,9 @@ def test_generator_interface_matches_stylegan2():
     assert isinstance(G.mapping, MappingNetwork) and G.num_ws == 6 and G.coarsest_stride == 1
     assert G.default_grid().size == (16, 16) and G.resolution == 16
     z = torch.randn(3, 16)
-    assert torch.equal(G(z, noise_mode="random"), G(z, noise_mode="off"))  # no noise inputs
+    assert torch.equal(G(z), G(z, noise_mode="off"))  # no noise inputs: "off" holds trivially, "random" is refused
+    with pytest.raises(CapabilityError, match="^noise_mode needs a generator with noise inputs; this is a cips model$"):
+        G(z, noise_mode="random")
     img = G(z, truncation_psi=0.0)
     assert torch.allclose(img, img[:1].expand_as(img), atol=1e-6)  # every z -> w_avg
     assert G.double()(z.double()).dtype == torch.float64

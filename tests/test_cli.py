@@ -114,10 +114,10 @@ def test_evaluate_runs_every_metric_prints_json_appends_and_plots(trained_run, t
 
 
 def test_evaluate_at_a_larger_canvas_and_shifted_grid(trained_run, tmp_path, capsys):
-    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid,eqt", "--size", "24x24",
-                 "--grid-shift", "0,3", "--no-cache", *SMALL]) == 0
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid,eqt", "--zoom", "1.5",
+                 "--shift", "0,3", "--no-cache", *SMALL]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert rec["size"] == [24, 24] and rec["grid_shift"] == [0, 3] and rec["results"]["fid"]["fid"] > 0
+    assert rec["size"] == [24, 24] and rec["shift"] == [0, 3] and rec["results"]["fid"]["fid"] > 0
 
 
 def test_evaluate_wider_canvas_allows_generator_metrics_only(trained_run, tmp_path, capsys):
@@ -176,3 +176,24 @@ def test_parsers():
     assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_shift("1.5,-2") == (1.5, -2.0)
     assert parse_size("32x64") == (32, 64) and parse_size("48") == (48, 48)
+
+
+def test_one_canvas_meaning_in_every_command_rotate_and_signed_values(tmp_path, capsys):
+    for name in ("digits-mspe", "digits-cips"):
+        out = tmp_path / name
+        assert main(["generate", "--checkpoint", name, "--seeds", "0", "--rotate", "30", "--shift", "-3,2",
+                     "--out", str(out)]) == 0
+        assert (out / "seed0000.png").exists()
+    capsys.readouterr()
+    cases = [(["--checkpoint", "digits-cips", "--noise", "random"],
+              "--noise needs a generator with noise inputs; digits-cips is a cips model"),
+             (["--checkpoint", "digits-mspe", "--chunk-points", "64"],
+              "--chunk-points needs a pixel-independent generator (cips); digits-mspe is a stylegan2 model"),
+             (["--checkpoint", "digits-mspe", "--truncation", "nan"], "--truncation must be a finite number"),
+             (["--checkpoint", "digits-mspe", "--zoom", "625"], "the canvas would be 20000x20000 pixels"),
+             (["--checkpoint", "digits-mspe", "--rotate", "inf"], "--rotate must be a finite number")]
+    for args, message in cases:
+        assert main(["generate", *args, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()  # refused before anything was written

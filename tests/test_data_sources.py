@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from posgen.data import mnist
-from posgen.data.errors import DataError
+from posgen.errors import DataError
 from posgen.data.images import (
     ImageFolderDataset,
     SingleImageDataset,

@@ -16,7 +16,7 @@ from posgen.metrics.digits_features import (
     save_weights,
     shipped_weights,
 )
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from posgen.metrics.equivariance import (
     lanczos_sample,
     source_positions,
 )
-from posgen.models import Generator
+from posgen.models.stylegan2 import Generator
 from posgen.sampling import make_sample_fn
 
 

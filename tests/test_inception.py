@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from posgen import download
 from posgen.download import DownloadError, cache_root, fetch, file_digest
 from posgen.metrics import inception
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError
 from posgen.metrics.inception import FIDInceptionV3, load_inception, resolve_weights
 
 # ------------------------------------------------------------------------- the expected architecture

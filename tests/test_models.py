@@ -3,7 +3,8 @@ import torch
 
 from conftest import VARIANTS, tiny_model
 from posgen.grid import Grid
-from posgen.models import Discriminator, DiscriminatorConfig, Generator
+from posgen.models import Discriminator, DiscriminatorConfig
+from posgen.models.stylegan2 import Generator
 from posgen.models.stylegan2 import padding_free_margins
 from posgen.ops import lattice_noise
 

@@ -6,10 +6,10 @@ import torch
 
 from posgen.apps.study import EVERY, Study, StudySettings, spatial_uniformity, uniform_constant
 from posgen.cli import main
-from posgen.models import Generator
+from posgen.models.stylegan2 import Generator
 from posgen.sampling import render_seeds
-from posgen.training.gan import train
-from posgen.training.multiscale import canvas_grid
+from posgen.grid import Canvas
+from posgen.training.loop import train
 
 from conftest import tiny_model, tiny_run
 
@@ -45,7 +45,7 @@ def test_spatial_uniformity_separates_border_from_centre():
 
 def test_larger_canvas_expands_or_zooms():
     G = Generator(tiny_model())
-    expand, interp = (canvas_grid(G.default_grid(), 24, mode) for mode in ("expand", "interp"))
+    expand, interp = (Canvas.multiscale(24, mode, 16).grid(G.default_grid()) for mode in ("expand", "interp"))
     assert expand.size == interp.size == (24, 24)
     assert expand.extent() == pytest.approx((24.0, 24.0))  # training spacing, more of the plane
     assert interp.extent() == pytest.approx((16.0, 16.0))  # same extent, denser
@@ -98,11 +98,11 @@ def test_study_cli_checks_its_arguments_before_measuring(tmp_path, capsys):
 def test_evaluate_expand_renders_more_of_the_plane(trained_run, tmp_path, monkeypatch):
     monkeypatch.setenv("POSGEN_CACHE", str(tmp_path / "cache"))
     lines = []
-    for extra in ([], ["--expand"]):
-        out = tmp_path / f"e{len(extra)}.jsonl"
+    for k, canvas in enumerate((["--zoom", "1.5"], ["--size", "24x24"])):  # the same lattice, zoomed or expanded
+        out = tmp_path / f"e{k}.jsonl"
         assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "fid", "--num-samples", "16",
-                     "--size", "24x24", "--out", str(out), *extra]) == 0
+                     "--out", str(out), *canvas]) == 0
         lines.append(json.loads(out.read_text()))
     assert lines[0]["size"] == lines[1]["size"] == [24, 24]
-    assert (lines[0]["canvas"], lines[1]["canvas"]) == ("zoom", "expand")
+    assert (lines[0]["zoom"], lines[1]["zoom"]) == (1.5, 1.0)
     assert lines[0]["results"]["fid"]["fid"] != lines[1]["results"]["fid"]["fid"]

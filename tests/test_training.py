@@ -1,3 +1,4 @@
+import json
 import math
 from collections import Counter
 
@@ -9,7 +10,8 @@ from posgen import checkpoint
 from posgen.config import ConfigError, apply_overrides
 from posgen.presets import PRESETS, get_preset
 from posgen.sampling import load
-from posgen.training.gan import Trainer, TrainingError, train
+from posgen.errors import TrainingError
+from posgen.training.loop import build_trainer, train
 from posgen.training.multiscale import MultiScaleSampler
 
 
@@ -49,14 +51,20 @@ def test_overrides_are_typed_and_unknown_keys_fail():
 
 @pytest.mark.parametrize("preset", ["digits-mspe", "digits-cips"])
 def test_resume_continues_exactly(tmp_path, preset):
-    straight = train(tiny_run(preset), tmp_path / "straight", seed=4, progress=False)
+    run = tiny_run(preset, "train.log_kimg=0.004")
+    straight = train(run, tmp_path / "straight", seed=4, progress=False)
     # the same run stopped by the time limit after its first step (with a checkpoint), then resumed
-    train(tiny_run(preset), tmp_path / "split", seed=4, progress=False, max_seconds=0)
+    train(run, tmp_path / "split", seed=4, progress=False, max_seconds=0)
     assert checkpoint.load(tmp_path / "split")[2]["step"] == 1
     train(None, tmp_path / "split", resume=True, progress=False)
     a, _, sa = checkpoint.load(straight)
     b, _, sb = checkpoint.load(tmp_path / "split")
     assert sa["step"] == sb["step"] == 4
+    timing = ("seconds", "images_per_s")
+    lines = {run: [{k: v for k, v in json.loads(x).items() if k not in timing}
+                   for x in (tmp_path / run / "stats.jsonl").read_text().splitlines()] for run in ("straight", "split")}
+    assert lines["straight"] == lines["split"]  # one line per step (log_kimg = one batch): same losses, no repeats
+    assert [x["step"] for x in lines["split"]] == [1, 2, 3, 4] and all("loss/G" in x for x in lines["split"])
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -95,7 +103,7 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_step_number(tmp_path, monkeypatch):
-    trainer = Trainer(tiny_run(), seed=0)
+    trainer = build_trainer(tiny_run(), seed=0)
     trainer.train_step()
     with torch.no_grad():
         trainer.D.out.bias.fill_(float("nan"))
@@ -108,7 +116,7 @@ def test_non_finite_loss_stops_with_the_step_number(tmp_path, monkeypatch):
     ("train.multiscale.sizes=[16,20,24]", "train.multiscale.grid=\"interp\"", "train.multiscale.resize_to_discriminator=true"),
 ])
 def test_multiscale_training_steps_run(extra):
-    trainer = Trainer(tiny_run("digits-mspe", *extra), seed=0)
+    trainer = build_trainer(tiny_run("digits-mspe", *extra), seed=0)
     seen = [trainer.train_step()["scale"] for _ in range(8)]
     assert seen == [trainer.scales(step) for step in range(8)]  # the sampled canvas was the one trained
     assert set(seen) <= set(trainer.cfg.train.multiscale.sizes)
@@ -144,3 +152,13 @@ def test_a_corrupt_image_mid_run_is_named_and_the_progress_is_kept(tmp_path, mon
         train(tiny_run("digits-mspe", "train.kimg=0.4", "train.snapshot_kimg=1"), tmp_path / "run", progress=False)
     _, _, state = checkpoint.load(tmp_path / "run")
     assert state["step"] == 2  # the steps before the bad file are saved
+
+
+def test_a_resume_drops_stats_logged_after_the_checkpoint(tmp_path):
+    """A kill between a stats line and the next checkpoint: the resumed run logs those steps again, once."""
+    run = tiny_run("digits-mspe", "train.log_kimg=0.004")
+    train(run, tmp_path / "r", seed=1, progress=False, max_seconds=0)  # checkpoint at step 1
+    stats = tmp_path / "r" / "stats.jsonl"
+    stats.write_text(stats.read_text() + '{"step": 2, "kimg": 0.008}\n{"step": 3, "kim')  # logged, then killed mid-line
+    train(None, tmp_path / "r", resume=True, progress=False)
+    assert [json.loads(x)["step"] for x in stats.read_text().splitlines()] == [1, 2, 3, 4]

@@ -17,15 +17,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from posgen.config import ConfigError, RunConfig, run_config_from_dict
-from posgen.models import AnyGenerator, build_generator
+from posgen.config import RunConfig
+from posgen.errors import CheckpointError, ConfigError, one_line
+from posgen.models.base import Generator
 
 FORMAT = "posgen-checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
-
-
-class CheckpointError(ValueError):
-    """An unreadable or incompatible checkpoint; one-line message naming the file."""
 
 
 def atomic_write(path: Path, write) -> None:
@@ -65,13 +62,15 @@ def resolve(path: str | Path) -> Path:
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str, Any]]:
     """-> (tensors, run config, training state)."""
+    from posgen.families import run_config_from_dict  # the table imports the trainers, which save checkpoints
+
     p = resolve(path)
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(p))
     except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"cannot read checkpoint {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise CheckpointError(f"cannot read checkpoint {p}: {one_line(e)}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a posgen checkpoint")
     try:
@@ -91,13 +90,16 @@ def generator_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return prefixed(tensors, "G_ema") or prefixed(tensors, "G")
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[AnyGenerator, RunConfig, dict[str, Any]]:
-    """The EMA generator of a checkpoint (G when no EMA is stored), in eval mode."""
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, RunConfig, dict[str, Any]]:
+    """The EMA generator of a checkpoint (G when no EMA is stored), in eval mode, built from the
+    whole run config through the family table."""
+    from posgen.families import build_generator
+
     tensors, config, state = load(path)
     weights = generator_weights(tensors)
     if not weights:
         raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
-    G = build_generator(config.model)
+    G = build_generator(config)
     missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {resolve(path)} does not match its config "

@@ -12,11 +12,10 @@ import re
 import sys
 from pathlib import Path
 
+from posgen.errors import (CapabilityError, CheckpointError, ConfigError, DataError, MetricError, TrainingError,
+                           UsageError)
+
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +58,19 @@ def parse_size(text: str) -> tuple[int, int]:
     if h * w > 4096 * 4096:
         raise UsageError(f"--size {h}x{w} is larger than 4096x4096 pixels")
     return h, w
+
+
+def _finite(name: str):
+    """argparse type: a finite number for option --name."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise UsageError(f"--{name} must be a number, got {text!r}") from None
+        if not math.isfinite(v):
+            raise UsageError(f"--{name} must be a finite number, got {text}")
+        return v
+    return parse
 
 
 def _positive(name: str, kind: type = float):
@@ -112,14 +124,14 @@ def resolve_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from posgen import checkpoint
-    from posgen.training.gan import train
+    from posgen.training.loop import train
 
     if args.resume:
         if args.preset or args.set or args.data or args.kimg is not None:
             raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data/--kimg")
         _, cfg, state = checkpoint.load(args.resume)
         out = Path(args.resume)
-        print(f"resuming {out} at step {state['step']} ({state['kimg']:.1f} kimg)", file=sys.stderr)
+        print(f"resuming {out} at step {state.get('step', 0)} ({state.get('kimg', 0):.1f} kimg)", file=sys.stderr)
     else:
         if not args.preset:
             raise UsageError("train needs --preset NAME (see `posgen presets`) or --resume RUN_DIR")
@@ -144,32 +156,60 @@ def _check_device(device: str) -> None:
         raise UsageError("--device cuda: no CUDA device is available")
 
 
-def _build_grid(G, args: argparse.Namespace):
-    from posgen.grid import Grid
+def canvas_from_args(args: argparse.Namespace):
+    """The `Canvas` that --size / --zoom / --shift / --roll / --rotate ask for (the same in every command)."""
+    from posgen.grid import Canvas
 
-    res = G.resolution
-    zoom = args.zoom or 1.0
-    size = args.size or (round(res * zoom), round(res * zoom))
-    grid = Grid(res, res).zoom(zoom, size=size)
-    if args.shift:
-        grid = grid.roll(*args.shift) if args.roll else grid.shift(*args.shift)
-    elif args.roll:
-        raise UsageError("--roll needs --shift DY,DX")
+    return Canvas(size=getattr(args, "size", None), zoom=getattr(args, "zoom", None) or 1.0, shift=getattr(args, "shift", None), roll=bool(getattr(args, "roll", False)),
+                  rotate=getattr(args, "rotate", None) or 0.0)
+
+
+def grid_for(G, canvas, model: str):
+    """`canvas` on generator G, after checking that G's family can render it (one line if not)."""
+    from posgen.models.base import require
+
+    for capability, option in canvas.requested().items():
+        require(G, capability, option, model)
+    grid = canvas.grid(G.default_grid())  # an affine map only: nothing is allocated yet
+    if grid.height * grid.width > 4096 * 4096:
+        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, more than 4096x4096")
     return grid
+
+
+def render_options(args: argparse.Namespace) -> dict:
+    """RenderOptions fields the user set explicitly (the rest stay the family's defaults)."""
+    options = {}
+    if getattr(args, "truncation", None) is not None:
+        options["truncation_psi"] = args.truncation
+    if getattr(args, "noise", None) is not None:
+        options["noise_mode"] = args.noise
+    if getattr(args, "chunk_points", None) is not None:
+        options["chunk_points"] = args.chunk_points
+    return options
+
+
+def _refusing(fn):
+    """Run fn, turning a capability refusal into the CLI's one-line usage error with option names."""
+    try:
+        return fn()
+    except CapabilityError as e:
+        raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
+                         .replace("chunk_points", "--chunk-points")) from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from posgen.sampling import load, render_seeds
     from posgen.viz import save_image, save_image_grid
 
+    from posgen.models.base import RenderOptions
+
     _check_device(args.device)
+    canvas = canvas_from_args(args)
     G, cfg, _ = load(args.checkpoint, args.device)
-    if args.chunk_points and not G.pixel_independent:
-        raise UsageError(f"--chunk-points needs a pixel-independent generator (cips); {args.checkpoint} is "
-                         f"{cfg.family}, which renders whole canvases")
-    grid = _build_grid(G, args)
-    images = render_seeds(G, args.seeds, grid, truncation_psi=args.truncation, noise_mode=args.noise,
-                          chunk_points=args.chunk_points, progress=True)
+    grid = grid_for(G, canvas, args.checkpoint)
+    options = render_options(args)
+    _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+    images = render_seeds(G, args.seeds, grid, progress=True, **options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):
@@ -190,20 +230,6 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
     return top, left, h, w
 
 
-def _evaluation_grid(res: int, args: argparse.Namespace):
-    """The evaluated canvas: --size zooms the training canvas to that height (and widens or
-    narrows it to that width), or with --expand keeps the training pixel spacing and shows more
-    of the plane (MS-PIE "expand"); --grid-shift then moves the content by DY,DX training pixels."""
-    from posgen.grid import Grid
-
-    size = args.size or (res, res)
-    zoom = 1.0 if args.expand else size[0] / res
-    grid = Grid(res, res).zoom(zoom, size=size)
-    if args.grid_shift:
-        grid = grid.shift(*args.grid_shift)
-    return grid, zoom
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -221,23 +247,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_device(args.device)
     if args.checkpoint is None and not args.real_vs_real:
         raise UsageError("evaluate needs --checkpoint PATH (or --real-vs-real with --data)")
+    canvas = canvas_from_args(args)
     if args.checkpoint:
         G, cfg, state = load(args.checkpoint, args.device)
         res, data = G.resolution, cfg.data
+        grid = grid_for(G, canvas, args.checkpoint)
         record = {"checkpoint": str(args.checkpoint), "preset": cfg.name, "kimg": state.get("kimg")}
     else:
         from posgen.data import DataConfig
         from posgen.data.digits import BiasedDigitsConfig
 
         data = DataConfig(source=args.data)
+        from posgen.grid import Grid
+
         res = BiasedDigitsConfig().canvas[0] if args.data == "digits" else (args.size or (256, 256))[0]
+        grid = canvas.grid(Grid(res, res))
         record = {"checkpoint": None}
     if args.data:
         data = dataclasses.replace(data, source=args.data)
-    grid, zoom = _evaluation_grid(res, args)
+    zoom = canvas.zoom
     region = args.region or (tuple(data.digits.region) if data.source == "digits" else None)
-    if region is not None:  # to output pixels of the evaluated grid, moved with --grid-shift
-        dy, dx = args.grid_shift or (0.0, 0.0)
+    if region is not None:  # to output pixels of the evaluated grid, moved with --shift
+        dy, dx = args.shift or (0.0, 0.0)
         top, left, h, w = (round(v * zoom) for v in region)
         region = (top + round(dy * zoom), left + round(dx * zoom), h, w)
     extractor = args.feature_extractor or ("digits" if data.source == "digits" else "inception")
@@ -253,11 +284,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.real_vs_real:
         results = real_vs_real(names, opts, data, (res, res))
     else:
-        sample_fn = make_sample_fn(G, noise_mode=args.noise, truncation_psi=args.truncation)
+        from posgen.models.base import RenderOptions
+
+        options = render_options(args)
+        _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+        sample_fn = make_sample_fn(G, **options)
         results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
-    record.update({"data": data.source, "size": list(grid.size), "canvas": "expand" if args.expand else "zoom",
-                   "grid_shift": list(args.grid_shift or (0, 0)),
-                   "noise": args.noise, "truncation": args.truncation, "num_samples": args.num_samples,
+    record.update({"data": data.source, "size": list(grid.size), "zoom": zoom, "shift": list(args.shift or (0, 0)),
+                   "rotate": canvas.rotate, "noise": args.noise or "const", "truncation": args.truncation or 1.0, "num_samples": args.num_samples,
                    "feature_extractor": extractor, "real_vs_real": args.real_vs_real, "results": results})
     line = to_json(record)
     print(line)
@@ -341,6 +375,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None:
+    """--size / --zoom / --shift / --roll / --rotate: one meaning in every command (posgen.grid.Canvas)."""
+    s.add_argument("--zoom", type=_positive("zoom"),
+                   help=f"{what} the training extent this many times more densely (real data for metrics is "
+                        "prepared at the zoomed size)")
+    s.add_argument("--size", type=parse_size, help="output HxW (default: the training size times --zoom); a size "
+                   "alone shows more or less of the plane at the training spacing")
+    s.add_argument("--shift", type=parse_shift, metavar="DY,DX",
+                   help="move the content by DY,DX training pixels (fractional allowed)")
+    s.add_argument("--roll", action="store_true", help="with --shift: circular shift (wrap around the canvas)")
+    s.add_argument("--rotate", type=_finite("rotate"), metavar="DEG",
+                   help="rotate the content DEG degrees counter-clockwise about the canvas centre")
+
+
+def add_render_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--noise", choices=["random", "const", "off"],
+                   help="noise inputs (default const: a fixed field aligned with the grid)")
+    s.add_argument("--truncation", type=_finite("truncation"), metavar="PSI",
+                   help="truncation psi towards the mean w (default 1: none)")
+
+
+# options taking a value that may start with "-" (argparse would read "-3,2" as an option)
+_SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed")
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="posgen", description="Spatially unbiased generators on explicit coordinate grids.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -367,12 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("generate", help="render seeds on a shifted / rolled / zoomed / resized grid")
     s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
-    s.add_argument("--shift", type=parse_shift, help="DY,DX in training pixels (fractional allowed)")
-    s.add_argument("--roll", action="store_true", help="circular shift (wrap around the canvas)")
-    s.add_argument("--zoom", type=_positive("zoom"), help="sample the canvas this many times denser")
-    s.add_argument("--size", type=parse_size, help="output HxW (default: training size times zoom)")
-    s.add_argument("--noise", choices=["random", "const", "off"], default="const")
-    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (1: none)")
+    add_canvas_options(s)
+    add_render_options(s)
     s.add_argument("--chunk-points", type=_positive("chunk-points", int), metavar="N",
                    help="render at most N points per pass to bound memory on large canvases (pixel-independent "
                         "generators such as cips only; they render large canvases in chunks by default)")
@@ -391,11 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature network for fid/kid/pr (default: digits for the digits data, else inception)")
     s.add_argument("--inception-weights", metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth (else "
                    "$POSGEN_INCEPTION_WEIGHTS or the cache)")
-    s.add_argument("--grid-shift", type=parse_shift, metavar="DY,DX", help="render on a grid shifted by DY,DX training pixels")
-    s.add_argument("--size", type=parse_size, help="evaluate at HxW (zoomed canvas; real data prepared at that size)")
-    s.add_argument("--expand", action="store_true",
-                   help="with --size: keep the training pixel spacing and show more of the plane instead of zooming "
-                        "(how SPE-expand MS-PIE models render larger canvases)")
+    add_canvas_options(s, what="evaluate on")
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="content patch for shift-consistency in training pixels (digits: from the data config)")
     s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
@@ -403,9 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per shift for shift-consistency (default 64)")
     s.add_argument("--max-shift", type=_positive("max-shift"), help="largest shift in pixels (default: patch size)")
     s.add_argument("--step", type=_positive("step"), default=0.5, help="shift step in pixels (default 0.5)")
-    s.add_argument("--noise", choices=["random", "const", "off"], default="const",
-                   help="noise mode (default const: a fixed field aligned with the grid)")
-    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1: none)")
+    add_render_options(s)
     s.add_argument("--batch-size", type=_positive("batch-size", int), default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--real-vs-real", action="store_true", help="compare two disjoint halves of the real data (the floor)")
@@ -465,16 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from posgen.checkpoint import CheckpointError
-    from posgen.config import ConfigError
-    from posgen.data import DataError
-    from posgen.metrics.errors import MetricError
-    from posgen.training.gan import TrainingError
-
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
         return args.fn(args)
-    except (UsageError, ConfigError, DataError, CheckpointError, MetricError) as e:
+    except (UsageError, ConfigError, DataError, CheckpointError, MetricError, CapabilityError) as e:
         print(f"posgen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingError as e:

@@ -1,59 +1,54 @@
 """Typed run configuration: plain dataclasses, JSON round trips and `key.sub=value` overrides.
 
-A run is `RunConfig(model, discriminator, train, data)`; presets (`posgen.presets`) are small
-factories returning one. Nothing is inherited from files: what you print is what runs.
-The model config's class is the generator family (`posgen.models.GENERATORS`); its JSON carries
-the family's name as a top-level `family` key, absent from configs written before there were
-two families (they are StyleGAN2 ones).
+A run is `RunConfig(family, model, train, data, discriminator)`; the family (a key of
+`posgen.families.FAMILIES`) says which dataclass each section is, and presets
+(`posgen.presets`) are small factories returning one. Nothing is inherited from files: what you
+print is what runs. This module is the generic machinery; it imports no family, no trainer and
+no torch (`posgen.families.run_config_from_dict` reads a config through the family table).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from posgen.data import DataConfig
-from posgen.models import GENERATORS, DiscriminatorConfig, ModelConfig, StyleGAN2Config, family_of
-from posgen.training.config import TrainConfig
+from posgen.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A bad configuration value or override; the message is one line."""
+__all__ = ["ConfigError", "RunConfig", "apply_overrides", "from_dict", "parse_run_config"]
 
 
 @dataclass
 class RunConfig:
+    family: str
+    model: Any                 # the family's model config
+    train: Any                 # the family's training config (a posgen.training.config.TrainConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    discriminator: Any = None  # the family's discriminator config, None for families without one
     name: str = "custom"
     description: str = ""
-    model: ModelConfig = field(default_factory=StyleGAN2Config)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> None:
         try:
             self.model.validate()
+            if self.discriminator is not None and hasattr(self.discriminator, "validate"):
+                self.discriminator.validate()
             self.train.validate()
+            self.train.check_run(self)
             self.data.validate()
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        if self.discriminator.resolution != self.model.resolution:
-            raise ConfigError(f"discriminator.resolution ({self.discriminator.resolution}) must equal "
-                              f"model.resolution ({self.model.resolution})")
-        ms = self.train.multiscale
-        if ms.sizes and not ms.resize_to_discriminator and not self.discriminator.adaptive_pool:
-            raise ConfigError("multi-scale training without resize_to_discriminator needs discriminator.adaptive_pool=true")
-
-    @property
-    def family(self) -> str:
-        """The generator family: the `GENERATORS` name of the model config's class."""
-        return family_of(self.model)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, **dataclasses.asdict(self)}
+        out = {"family": self.family, "name": self.name, "description": self.description}
+        for section in ("model", "discriminator", "train", "data"):
+            value = getattr(self, section)
+            out[section] = None if value is None else dataclasses.asdict(value)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -120,18 +115,33 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
 
 
-def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """`RunConfig.to_dict` inverted: `family` (default "stylegan2") picks the model config class."""
+def parse_run_config(data: dict[str, Any], sections: dict[str, type | None]) -> RunConfig:
+    """`RunConfig.to_dict` inverted, given the dataclass of each section ("model", "train",
+    "discriminator" (None: the family has none), "data" is always `DataConfig`)."""
     data = dict(data)
-    family = data.pop("family", "stylegan2")
-    if not isinstance(family, str) or family not in GENERATORS:
-        raise ConfigError(f"config.family: must be one of {', '.join(map(repr, GENERATORS))}; got {family!r}")
-    model = _coerce(GENERATORS[family][0], data.pop("model", {}), "config.model")
-    return dataclasses.replace(from_dict(RunConfig, data, "config"), model=model)
+    unknown = set(data) - {"family", "name", "description", "model", "discriminator", "train", "data"}
+    if unknown:
+        raise ConfigError(f"config: unknown field(s) {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {"family": data.get("family")}
+    for key in ("name", "description"):
+        if key in data:
+            out[key] = _coerce(str, data[key], f"config.{key}")
+    out["data"] = _coerce(DataConfig, data.get("data", {}), "config.data")
+    for section in ("model", "train", "discriminator"):
+        cls, value = sections[section], data.get(section)
+        if cls is None:
+            if value is not None:
+                raise ConfigError(f"config.{section}: a {out['family']} run has no {section} section")
+            out[section] = None
+        else:
+            out[section] = _coerce(cls, {} if value is None else value, f"config.{section}")
+    return RunConfig(**out)
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply `section.field=value` strings; values parse as JSON, else as plain strings."""
+    """Apply `section.field=value` strings; values parse as JSON, else as plain strings.
+
+    Numbers must be finite (`--set train.lr=NaN` is refused here, before any work)."""
     data = cfg.to_dict()
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -149,7 +159,21 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             node = node[p]
         if parts[-1] not in node:
             raise ConfigError(f"--set {key}: unknown field {parts[-1]!r}")
+        if parts == ["family"]:
+            raise ConfigError("--set family: the family comes with the preset; choose another preset")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value)):
+            raise ConfigError(f"--set {key}: values must be finite numbers, got {raw}")
         node[parts[-1]] = value
-    out = run_config_from_dict(data)
+    sections = {name: None if getattr(cfg, name) is None else type(getattr(cfg, name))
+                for name in ("model", "train", "discriminator")}
+    out = parse_run_config(data, sections)
     out.validate()
     return out
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _leaves(v)]
+    return [value]

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from posgen import checkpoint
 from posgen.grid import Grid
-from posgen.models import AnyGenerator
+from posgen.models import Generator
 from posgen.pretrained import pretrained_path
 from posgen.sampling import load, render_seeds
 from posgen.viz import image_grid
@@ -25,13 +25,13 @@ def shipped_checkpoint() -> Path | None:
     return pretrained_path(SHIPPED)
 
 
-def demo_generator(out: Path, minutes: float, retrain: bool) -> tuple[AnyGenerator, str]:
+def demo_generator(out: Path, minutes: float, retrain: bool) -> tuple[Generator, str]:
     shipped = shipped_checkpoint()
     if shipped is not None and not retrain:
         G, _, state = load(str(shipped))
         return G, f"shipped checkpoint ({state.get('kimg', 0):.0f} kimg)"
     from posgen.presets import get_preset
-    from posgen.training.gan import train
+    from posgen.training.loop import train
 
     run = out / "run"
     done = (run / checkpoint.CHECKPOINT_NAME).exists()
@@ -49,7 +49,7 @@ def _label(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def shift_picture(G: AnyGenerator, title: str) -> Image.Image:
+def shift_picture(G: Generator, title: str) -> Image.Image:
     """Columns: the same seeds at each shift; last panel: a 3x wider canvas."""
     res = G.resolution
     panels = []

@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
+from posgen.errors import DownloadError, one_line
+
 __all__ = ["DownloadError", "Opener", "cache_root", "fetch", "file_digest", "urlopen"]
 
 PathLike = str | os.PathLike
@@ -26,9 +28,6 @@ Opener = Callable[[str], AbstractContextManager[IO[bytes]]]
 _CHUNK = 1 << 16
 _TIMEOUT_S = 60
 
-
-class DownloadError(Exception):
-    """No URL delivered the file intact; the message is one line naming the file."""
 
 
 def cache_root() -> Path:
@@ -51,9 +50,6 @@ def urlopen(url: str) -> AbstractContextManager[IO[bytes]]:
     req = urllib.request.Request(url, headers={"User-Agent": "posgen"})
     return urllib.request.urlopen(req, timeout=_TIMEOUT_S)
 
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _download(url: str, dest: Path, digest: str, algorithm: str, opener: Opener, progress: bool) -> Path:
@@ -130,7 +126,7 @@ def fetch(
             failures.append(str(e))
             continue
         except (OSError, ValueError, http.client.HTTPException) as e:  # URLError / timeouts are OSErrors
-            failures.append(f"{url}: {_one_line(e)}")
+            failures.append(f"{url}: {one_line(e)}")
             continue
         os.replace(tmp, dest)
         return dest

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Grid", "PointGrid"]
+__all__ = ["Canvas", "Grid", "PointGrid"]
 
 
 def _translation(tx: float, ty: float) -> torch.Tensor:
@@ -166,3 +166,63 @@ class PointGrid:
     def coords(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[2, P] with channels (x, y)."""
         return self.points.T.to(device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """What to render, relative to a generator's training grid: the one place where command and
+    app options (--size, --zoom, --shift, --roll, --rotate) become a `Grid`, with one meaning
+    everywhere.
+
+    zoom:   samples per training pixel (2: the same extent twice as densely, "interp");
+    size:   the output lattice (H, W); default the training size times `zoom`. A size alone
+            shows more (or less) of the plane at the training spacing ("expand");
+    rotate: degrees, counter-clockwise on screen, about the centre of the canvas;
+    shift:  (dy, dx) in training pixels, fractional allowed, applied last; `roll` takes the
+            coordinates modulo the canvas (a circular shift).
+    """
+
+    size: tuple[int, int] | None = None
+    zoom: float = 1.0
+    shift: tuple[float, float] | None = None
+    roll: bool = False
+    rotate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.zoom) and self.zoom > 0):
+            raise ValueError(f"zoom must be a positive number, got {self.zoom}")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise ValueError(f"canvas size must be two positive integers, got {self.size}")
+        if not math.isfinite(self.rotate) or (self.shift is not None and not all(map(math.isfinite, self.shift))):
+            raise ValueError("rotate and shift must be finite numbers")
+
+    @classmethod
+    def multiscale(cls, size: int, mode: str, resolution: int) -> Canvas:
+        """A size x size training canvas of multi-scale training (MS-PIE): "expand" shows more of
+        the plane at the training spacing, "interp" samples the training extent more densely."""
+        return cls(zoom=size / resolution) if mode == "interp" else cls(size=(size, size))
+
+    def requested(self) -> dict[str, str]:
+        """capability -> option, for the grid transforms this canvas asks of a generator."""
+        asked = {}
+        if self.zoom != 1.0:
+            asked["zoom"] = "--zoom"
+        if self.size is not None:
+            asked["expand"] = "--size"
+        if self.rotate:
+            asked["rotate"] = "--rotate"
+        if self.shift is not None:
+            asked["roll" if self.roll else "shift"] = "--roll" if self.roll else "--shift"
+        return asked
+
+    def grid(self, training: Grid) -> Grid:
+        """This canvas on a generator whose training grid is `training`."""
+        h, w = training.size
+        size = self.size or (max(1, round(h * self.zoom)), max(1, round(w * self.zoom)))
+        grid = training if size == training.size and self.zoom == 1.0 else training.zoom(self.zoom, size=size)
+        if self.rotate:
+            centre = grid.affine @ torch.tensor([(grid.width - 1) / 2, (grid.height - 1) / 2, 1.0], dtype=torch.float64)
+            grid = grid.rotate(math.radians(self.rotate), center=(float(centre[1]), float(centre[0])))
+        if self.shift is not None:
+            grid = grid.roll(*self.shift) if self.roll else grid.shift(*self.shift)
+        return grid

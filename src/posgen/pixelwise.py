@@ -13,12 +13,7 @@ import numpy as np
 import torch
 
 from posgen.grid import Grid, PointGrid
-
-
-def _require_pixel_independent(G) -> None:
-    if not getattr(G, "pixel_independent", False):
-        raise ValueError(f"{type(G).__module__}.{type(G).__name__} is not pixel-independent: point sets and "
-                         "per-pixel styles need a CIPS generator")
+from posgen.models.base import require
 
 
 def gaussian_pixels(grid: Grid, fraction: float, *, sigma: float | None = None,
@@ -80,7 +75,7 @@ def render_foveated(G, ws: torch.Tensor, grid: Grid, fraction: float, *, sigma: 
 
     Returns (images [N, C, H, W], index of the rendered pixels [P]).
     """
-    _require_pixel_independent(G)
+    require(G, "points", "foveated rendering")
     index = gaussian_pixels(grid, fraction, sigma=sigma, seed=seed)
     values = G.synthesis(ws, PointGrid.from_grid(grid, index), chunk_points=chunk_points)  # [N, C, P]
     return fill_from_points(values, index, grid.size), index
@@ -91,7 +86,7 @@ def render_style_blend(G, ws_a: torch.Tensor, ws_b: torch.Tensor, mask: torch.Te
                        levels: int = 256, chunk_points: int | None = None) -> torch.Tensor:
     """Per-pixel style: pixel p renders with ws = (1 - m_p) ws_a + m_p ws_b, m = `mask` [H, W] in [0, 1]
     quantised to `levels` values (CIPS Fig. 11c). ws_a, ws_b [N, num_ws, w_dim] -> [N, C, H, W]."""
-    _require_pixel_independent(G)
+    require(G, "points", "per-pixel style blending")
     h, w = grid.size
     if tuple(mask.shape) != (h, w):
         raise ValueError(f"mask must be [H, W] = [{h}, {w}] like the grid, got {tuple(mask.shape)}")

@@ -6,25 +6,32 @@ Digits presets train on the embedded biased digits (32x32 canvas, digits in the 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from posgen.config import RunConfig
-from posgen.data import BiasedDigitsConfig, DataConfig
-from posgen.models import CIPSConfig, DiscriminatorConfig, ModelConfig, StyleGAN2Config
-from posgen.training.config import MultiScaleConfig, TrainConfig
+from posgen.training.config import GANTrainConfig, MultiScaleConfig
 
+if TYPE_CHECKING:
+    from posgen.config import RunConfig
+
+# Model, data and run config classes are imported inside the factories below: listing presets
+# (`posgen presets`) then needs no torch.
 DIGITS_RES, DIGITS_BASE, DIGITS_CMAX = 32, 1024, 64
 
 
-def _digits_run(name: str, description: str, model: ModelConfig, *, adaptive_pool: bool = False,
+def _digits_run(name: str, description: str, model: Any, *, adaptive_pool: bool = False,
                 multiscale: MultiScaleConfig | None = None, style_mixing: float = 0.9) -> RunConfig:
+    from posgen.config import RunConfig
+    from posgen.data import BiasedDigitsConfig, DataConfig
+    from posgen.models.discriminator import DiscriminatorConfig
+
     return RunConfig(
+        family=_family(model),
         name=name,
         description=description,
         model=model,
         discriminator=DiscriminatorConfig(resolution=DIGITS_RES, channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX,
                                           adaptive_pool=adaptive_pool),
-        train=TrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, style_mixing=style_mixing, xflip=False,
+        train=GANTrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, style_mixing=style_mixing, xflip=False,
                           snapshot_kimg=10, multiscale=multiscale or MultiScaleConfig()),
         # random hues, 4 coloured copies of each digit, 2 px jitter inside the corner: more variety
         # for D than 1,797 images in six colours, which it memorises quickly
@@ -32,8 +39,16 @@ def _digits_run(name: str, description: str, model: ModelConfig, *, adaptive_poo
     )
 
 
+def _family(model: Any) -> str:
+    from posgen.families import FAMILIES
+
+    return next(name for name, f in FAMILIES.items() if type(model) is f.model_config)
+
+
 def _digits(name: str, description: str, *, adaptive_pool: bool = False,
             multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    from posgen.models.stylegan2 import StyleGAN2Config
+
     return _digits_run(name, description,
                        StyleGAN2Config(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4,
                                        channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX, **model),
@@ -44,6 +59,8 @@ def _digits_cips(name: str, description: str, **model) -> RunConfig:
     # 8 ModFC layers of width 48 (4 pairs, each with a to-RGB), 64 Fourier + 64 embedding channels:
     # the training speed of digits-mspe on one CPU thread (benchmarks/train_step.py: 73 vs 76 img/s;
     # width 64 gives 55). Anokhin et al. train without style mixing (App. D, Fig. 19).
+    from posgen.models.cips import CIPSConfig
+
     return _digits_run(name, description,
                        CIPSConfig(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4, width=48,
                                   num_layers=8, fourier_channels=64, embedding_channels=64, **model),
@@ -53,35 +70,57 @@ def _digits_cips(name: str, description: str, **model) -> RunConfig:
 def _panorama_cips() -> RunConfig:
     # Anokhin et al. Sec. 4.8 at CPU size: 32x32 crops of a 128-pixel cylinder (4 crops around) against
     # 32x32 patches of scikit-learn's bundled china.jpg scaled to 48 rows; no panorama is ever shown.
+    from posgen.config import RunConfig
+    from posgen.data import DataConfig
+    from posgen.models.cips import CIPSConfig
+    from posgen.models.discriminator import DiscriminatorConfig
+
     return RunConfig(
+        family="cips",
         name="panorama-cips",
         description="CIPS cylindrical panorama from patches of one landscape photograph",
         model=CIPSConfig(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4, width=48, num_layers=8,
                          fourier_channels=64, embedding_channels=64, circumference=128),
         discriminator=DiscriminatorConfig(resolution=DIGITS_RES, channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX),
-        train=TrainConfig(batch_size=16, kimg=150, r1_gamma=0.1, ema_kimg=5, style_mixing=0.0, xflip=True,
+        train=GANTrainConfig(batch_size=16, kimg=150, r1_gamma=0.1, ema_kimg=5, style_mixing=0.0, xflip=True,
                           snapshot_kimg=10),
         data=DataConfig(source="sample:china.jpg", patch_height=48),
     )
 
 
-def _ffhq256_run(name: str, description: str, model: ModelConfig, *, adaptive_pool: bool = False,
+def _ffhq256_run(name: str, description: str, model: Any, *, adaptive_pool: bool = False,
                  multiscale: MultiScaleConfig | None = None, **train) -> RunConfig:
+    from posgen.config import RunConfig
+    from posgen.data import DataConfig
+    from posgen.models.discriminator import DiscriminatorConfig
+
     train = {"batch_size": 32, "kimg": 6400, "r1_gamma": 10, "xflip": True, "snapshot_kimg": 200, **train}
     return RunConfig(
+        family=_family(model),
         name=name,
         description=description,
         model=model,
         discriminator=DiscriminatorConfig(resolution=256, adaptive_pool=adaptive_pool),
-        train=TrainConfig(multiscale=multiscale or MultiScaleConfig(), **train),
+        train=GANTrainConfig(multiscale=multiscale or MultiScaleConfig(), **train),
         data=DataConfig(source="ffhq256.zip"),
     )
 
 
 def _ffhq256(name: str, description: str, *, adaptive_pool: bool = False,
              multiscale: MultiScaleConfig | None = None, **model) -> RunConfig:
+    from posgen.models.stylegan2 import StyleGAN2Config
+
     return _ffhq256_run(name, description, StyleGAN2Config(resolution=256, **model), adaptive_pool=adaptive_pool,
                         multiscale=multiscale)
+
+
+def _ffhq256_cips() -> RunConfig:
+    # Anokhin et al. Sec. 4.1: 14 ModFC layers of width 512, 512 Fourier + 512 embedding channels,
+    # Adam lr 2e-3, betas (0, 0.99), R1, no style mixing; their ablations ran 300k iterations at batch 16
+    from posgen.models.cips import CIPSConfig
+
+    return _ffhq256_run("ffhq256-cips", "CIPS, FFHQ 256", CIPSConfig(resolution=256), batch_size=16, kimg=4800,
+                        style_mixing=0.0)
 
 
 SPE = dict(input="sinusoid")
@@ -139,16 +178,13 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                                             embedding=False)),
     "panorama-cips": ("CIPS on a 128-pixel cylinder trained on 32x32 crops of a bundled photo: seamless 360-degree "
                       "strips (Anokhin Sec. 4.8)", _panorama_cips),
-    # Anokhin et al. Sec. 4.1: 14 ModFC layers of width 512, 512 Fourier + 512 embedding channels,
-    # Adam lr 2e-3, betas (0, 0.99), R1, no style mixing; their ablations ran 300k iterations at batch 16
     "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
-                     lambda: _ffhq256_run("ffhq256-cips", "CIPS, FFHQ 256", CIPSConfig(resolution=256),
-                                          batch_size=16, kimg=4800, style_mixing=0.0)),
+                     _ffhq256_cips),
 }
 
 
 def get_preset(name: str) -> RunConfig:
-    from posgen.config import ConfigError
+    from posgen.errors import ConfigError
 
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; `posgen presets` lists them")

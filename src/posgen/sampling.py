@@ -2,68 +2,72 @@
 metrics take: sample_fn(batch_size, seed, grid) -> images in [-1, 1]."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import torch
 
-from posgen.grid import Grid
-from posgen.models import AnyGenerator
-from posgen.ops.noise import NoiseMode
+from posgen.grid import Grid, PointGrid
+from posgen.models.base import Generator, RenderOptions, seed_normal
 
 SampleFn = Callable[[int, int, Grid | None], torch.Tensor]
-# Pixel-independent generators render canvases larger than this in chunks of this many points, so
-# that peak activation memory stays bounded whatever the canvas size (measured on CPU: about 0.75 GB
-# per image of the batch at the paper's CIPS width 512, 65536 points).
+# Generators that render in chunks ("chunks" capability) render canvases larger than this in chunks of
+# this many points, so that peak activation memory stays bounded whatever the canvas size (measured on
+# CPU: about 0.75 GB per image of the batch at the paper's CIPS width 512, 65536 points).
 DEFAULT_CHUNK_POINTS = 65536
 
 
 def seed_latents(seeds: list[int], z_dim: int) -> torch.Tensor:
     """One standard normal z per seed, independent of batch composition: [len(seeds), z_dim]."""
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    return seed_normal(seeds, (z_dim,))
 
 
 @torch.no_grad()
-def render_seeds(G: AnyGenerator, seeds: list[int], grid: Grid | None = None, *, truncation_psi: float = 1.0,
-                 noise_mode: NoiseMode = "const", batch_size: int = 16, chunk_points: int | None = None,
-                 progress: bool = False) -> torch.Tensor:
+def render_seeds(G: Generator, seeds: list[int], grid: Grid | PointGrid | None = None, *, batch_size: int = 16,
+                 progress: bool = False, **options) -> torch.Tensor:
     """Images [len(seeds), C, H, W] in [-1, 1] for `seeds` on `grid` (default: training canvas).
 
-    `chunk_points`: render at most that many points per pass (pixel-independent generators only;
-    None: `DEFAULT_CHUNK_POINTS` for those, whole canvases otherwise). `progress`: a bar counting
-    rendered pixels (chunk by chunk where the generator renders in chunks).
+    `options` are `RenderOptions` fields (truncation_psi, noise_mode, chunk_points, steps, sampler);
+    each is checked against the generator's capabilities first. Generators that render in chunks
+    do so by default (`DEFAULT_CHUNK_POINTS`). `progress`: a bar counting rendered pixels (chunk by
+    chunk where the generator renders in chunks).
     """
     from tqdm import tqdm
 
+    opts = RenderOptions(**options)
+    G.check(opts, grid)
+    if opts.chunk_points is None and "chunks" in G.capabilities:
+        opts = dataclasses.replace(opts, chunk_points=DEFAULT_CHUNK_POINTS)
     device = next(G.parameters()).device
-    if chunk_points is None and G.pixel_independent:
-        chunk_points = DEFAULT_CHUNK_POINTS
     grid = grid or G.default_grid()
-    z = seed_latents(seeds, G.cfg.z_dim).to(device)
+    latents = G.latents(seeds, grid).to(device)
+    pixels = grid.points.shape[0] if isinstance(grid, PointGrid) else grid.height * grid.width
     images = []
-    with tqdm(total=len(seeds) * grid.height * grid.width, disable=not progress, unit="px", unit_scale=True,
-              desc="rendering", dynamic_ncols=True) as bar:
+    with tqdm(total=len(seeds) * pixels, disable=not progress, unit="px", unit_scale=True, desc="rendering",
+              dynamic_ncols=True) as bar:
         for i in range(0, len(seeds), batch_size):
-            n = len(z[i:i + batch_size])
-            tiles = {"on_tile": lambda points, n=n: bar.update(points * n)} if G.pixel_independent else {}
-            images.append(G(z[i:i + batch_size], grid, truncation_psi, noise_mode, chunk_points=chunk_points,
-                            **tiles).cpu())
-            if not G.pixel_independent:
-                bar.update(n * grid.height * grid.width)
+            batch = latents[i:i + batch_size]
+            n = len(batch)
+            chunked = "chunks" in G.capabilities
+            batch_opts = dataclasses.replace(opts, on_tile=lambda p, n=n: bar.update(p * n)) if chunked else opts
+            images.append(G.render(batch, grid, batch_opts).cpu())
+            if not chunked:
+                bar.update(n * pixels)
     return images[0] if len(images) == 1 else torch.cat(images)  # one batch: no second copy of a huge canvas
 
 
-def make_sample_fn(G: AnyGenerator, *, truncation_psi: float = 1.0, noise_mode: NoiseMode = "const") -> SampleFn:
-    """Batch `batch_size` of the latents drawn from `seed` (same seed + batch size -> same latents)."""
+def make_sample_fn(G: Generator, **options) -> SampleFn:
+    """sample_fn(batch_size, seed, grid): the latents of seeds seed .. seed + batch_size - 1, rendered
+    with `options` (RenderOptions fields)."""
 
     def sample_fn(batch_size: int, seed: int, grid: Grid | None = None) -> torch.Tensor:
-        return render_seeds(G, list(range(seed, seed + batch_size)), grid, truncation_psi=truncation_psi,
-                            noise_mode=noise_mode, batch_size=batch_size)
+        return render_seeds(G, list(range(seed, seed + batch_size)), grid, batch_size=batch_size, **options)
 
     return sample_fn
 
 
 class Loaded(NamedTuple):
-    G: AnyGenerator
+    G: Generator
     config: object  # posgen.config.RunConfig
     state: dict
 

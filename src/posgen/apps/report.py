@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from posgen.grid import Grid
+from posgen.grid import Canvas, Grid
 from posgen.metrics.evaluate import EvalOptions, evaluate, to_json
 from posgen.metrics.shift_consistency import grayscale, plot_curves
 from posgen.sampling import load, make_sample_fn, render_seeds, seed_latents
@@ -53,15 +53,14 @@ def _png(array: np.ndarray, scale: int = 1) -> str:
 def sample_panels(G, res: int) -> dict[str, torch.Tensor]:
     """The same seeds on the training grid and on transformed grids (named relative to the canvas
     size R, so that models of different resolutions share the panels)."""
-    base = Grid(res, res)
-    grids = {
-        "training grid": base,
-        "shift (R/4, R/4 + 0.5)": base.shift(res // 4, res // 4 + 0.5),
-        "roll (0, R/2)": base.roll(0, res // 2),
-        "zoom 2x": base.zoom(2),
-        "2x wider": Grid(res, 2 * res),
+    canvases = {
+        "training grid": Canvas(),
+        "shift (R/4, R/4 + 0.5)": Canvas(shift=(res // 4, res // 4 + 0.5)),
+        "roll (0, R/2)": Canvas(shift=(0, res // 2), roll=True),
+        "zoom 2x": Canvas(zoom=2),
+        "2x wider": Canvas(size=(res, 2 * res)),
     }
-    return {name: render_seeds(G, SEEDS, grid) for name, grid in grids.items()}
+    return {name: render_seeds(G, SEEDS, canvas.grid(G.default_grid())) for name, canvas in canvases.items()}
 
 
 @torch.no_grad()
@@ -71,7 +70,8 @@ def noise_std_map(G, res: int, latents: int, draws: int) -> np.ndarray:
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(0)
     try:
-        stack = torch.stack([grayscale(G(z, Grid(res, res), noise_mode="random")) for _ in range(draws)])
+        mode = "random" if "noise" in G.capabilities else "off"  # a family without noise: zero std
+        stack = torch.stack([grayscale(G(z, Grid(res, res), noise_mode=mode)) for _ in range(draws)])
     finally:
         torch.random.set_rng_state(gen_state)
     return stack.std(dim=0).numpy()  # [latents, H, W]
@@ -114,8 +114,7 @@ def model_report(checkpoint: str, settings: ReportSettings) -> dict:
         entry["_shift_plot"] = _shift_plot(entry["metrics"]["shift-consistency"])
     entry["fid"] = {}
     for scale in SCALES:
-        size = round(res * scale)
-        opts = dataclasses.replace(base, grid=Grid(res, res).zoom(scale, size=(size, size)))
+        opts = dataclasses.replace(base, grid=Canvas(zoom=scale).grid(G.default_grid()))
         fid = evaluate(sample_fn, ["fid"], opts, data=cfg.data, training_size=(res, res))["fid"]
         entry["fid"][f"{scale:g}x"] = fid["fid"]
     entry["feature_extractor"] = base.feature_extractor

@@ -24,11 +24,10 @@ from tqdm import tqdm
 
 from posgen.encodings import LearnedConstant
 from posgen.apps._runner import FigureRun
-from posgen.grid import Grid
+from posgen.grid import Canvas, Grid
 from posgen.metrics.evaluate import EvalOptions, evaluate
 from posgen.metrics.shift_consistency import grayscale, shift_consistency
 from posgen.sampling import make_sample_fn, render_seeds
-from posgen.training.multiscale import canvas_grid
 from posgen.viz import pyplot, save_panels
 
 CHOI = ("digits-baseline", "digits-sspe", "digits-mspe")
@@ -121,8 +120,7 @@ class Study(FigureRun):
             res = G.resolution
             results[name], panels[name] = {}, []
             for s in scales:
-                size = round(res * s)
-                grid = Grid(res, res).zoom(s, size=(size, size))
+                grid = Canvas(zoom=s).grid(G.default_grid())
                 results[name][f"{s:g}x"] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
                 panels[name].append(render_seeds(G, SEEDS[:6], grid))
         _plot_lines(results, "canvas scale (zoom)", "FID (digits features)", self.out / "f3-multiscale-fid.png")
@@ -168,7 +166,7 @@ class Study(FigureRun):
             panels[name] = []
             sizes = [round(G.resolution * s) for s in scales]
             for s in sizes:
-                grid = canvas_grid(G.default_grid(), s, mode)
+                grid = Canvas.multiscale(s, mode, G.resolution).grid(G.default_grid())
                 results[name][str(s)] = self.distribution(name, ["fid"], grid)["fid"]["fid"]
                 panels[name].append(render_seeds(G, SEEDS[:4], grid))
         _plot_lines({n: {k: v for k, v in r.items() if k != "canvas"} for n, r in results.items()},
@@ -185,7 +183,7 @@ class Study(FigureRun):
             opts = self._options(Grid(res, res))
             r = evaluate(make_sample_fn(G), ["eqt", "eqt-frac", "eqr"], opts)
             results[name] = {k: r[k][k] for k in ("eqt", "eqt-frac", "eqr")}
-            panels[name] = [render_seeds(G, SEEDS[:3], Grid(res, 3 * res))]
+            panels[name] = [render_seeds(G, SEEDS[:3], Canvas(size=(res, 3 * res)).grid(G.default_grid()))]
         save_panels(panels, ["3x wider canvas"], self.out / "eq-beyond-border.png", cols=1)
         return {"models": self._describe(names), "eq_samples": self.settings.eq_samples, "results": results}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from posgen.data.digits import BiasedDigits, BiasedDigitsConfig, make_biased_digits
-from posgen.data.errors import DataError
+from posgen.errors import DataError
 
 @dataclass
 class DataConfig:

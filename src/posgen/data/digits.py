@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from posgen.data.errors import DataError
+from posgen.errors import DataError
 
 # Saturated colours (RGB 0-255) chosen so every digit is bright on the black background.
 DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (

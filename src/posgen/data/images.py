@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from posgen.data.errors import DataError
+from posgen.errors import DataError, one_line
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -40,10 +40,6 @@ _REDUCING_GAP = 3.0
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _INT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32L", "I;32B", "I;32N"}
 
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _int_bit_depth(img: Image.Image, arr: np.ndarray) -> int:
@@ -121,7 +117,7 @@ def load_image(fp_or_path: Union[str, os.PathLike, IO[bytes]], name: str, backgr
     except DataError:
         raise
     except Exception as e:  # PIL plugins raise OSError, SyntaxError, ValueError, struct.error, ...
-        raise DataError(f"cannot read image {name}: {_one_line(e)}") from e
+        raise DataError(f"cannot read image {name}: {one_line(e, with_type=True)}") from e
 
 
 def _check_size(size: tuple[int, int] | int) -> tuple[int, int]:
@@ -220,7 +216,7 @@ class ImageFolderDataset(Dataset):
                 with zipfile.ZipFile(src) as zf:
                     files = [i.filename for i in zf.infolist() if not i.is_dir() and _is_image_name(i.filename)]
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
-                raise DataError(f"not a valid zip archive: {src} ({_one_line(e)})") from e
+                raise DataError(f"not a valid zip archive: {src} ({one_line(e, with_type=True)})") from e
         else:
             raise DataError(f"image source is neither a directory nor a .zip archive: {src}")
         self.files: list[str] = sorted(files)
@@ -242,7 +238,7 @@ class ImageFolderDataset(Dataset):
             try:
                 self._zip = zipfile.ZipFile(self.source)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                raise DataError(f"not a valid zip archive: {self.source} ({_one_line(e)})") from e
+                raise DataError(f"not a valid zip archive: {self.source} ({one_line(e, with_type=True)})") from e
             self._zip_pid = pid
         return self._zip
 
@@ -257,7 +253,7 @@ class ImageFolderDataset(Dataset):
         except DataError:
             raise
         except Exception as e:  # BadZipFile (CRC), zlib.error, NotImplementedError (compression), ...
-            raise DataError(f"cannot read image {label}: {_one_line(e)}") from e
+            raise DataError(f"cannot read image {label}: {one_line(e, with_type=True)}") from e
         return load_image(io.BytesIO(data), label, self.background)
 
     def __getitem__(self, index: int) -> torch.Tensor:

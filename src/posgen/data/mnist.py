@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posgen.data.errors import DataError
+from posgen.errors import DataError
 from posgen.download import DownloadError, Opener, cache_root, fetch
 
 __all__ = [

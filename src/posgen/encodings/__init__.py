@@ -9,11 +9,4 @@ from posgen.encodings.fourier import FourierFeatures
 from posgen.encodings.learned import LearnedConstant
 from posgen.encodings.sinusoidal import SinusoidalEncoding
 
-ENCODINGS = {
-    "constant": LearnedConstant,
-    "sinusoid": SinusoidalEncoding,
-    "cartesian": CartesianGrid,
-    "fourier": FourierFeatures,
-}
-
-__all__ = ["CartesianGrid", "ENCODINGS", "FourierFeatures", "LearnedConstant", "SinusoidalEncoding"]
+__all__ = ["CartesianGrid", "FourierFeatures", "LearnedConstant", "SinusoidalEncoding"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from posgen.metrics.equivariance import equivariance
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError
 from posgen.metrics.fid import fid
 from posgen.metrics.kid import kid
 from posgen.metrics.precision_recall import precision_recall

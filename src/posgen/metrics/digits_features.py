@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError, one_line
 
 FORMAT = "posgen-digits-features-v1"
 SHIPPED = "digits-features.safetensors"
@@ -139,10 +139,6 @@ def shipped_weights() -> Path:
     return Path(str(resources.files("posgen") / "assets" / SHIPPED))
 
 
-def _one_line(e: Exception) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
-
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """-> (tensors, parsed metadata) of a digits-features file; MetricError when unusable."""
@@ -157,13 +153,13 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             raw = f.metadata() or {}
         tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise MetricError(f"cannot read digits feature weights {p}: {_one_line(e)}") from None
+        raise MetricError(f"cannot read digits feature weights {p}: {one_line(e)}") from None
     if raw.get("format") != FORMAT:
         raise MetricError(f"{p} is not a digits feature weights file (format {raw.get('format')!r}, want {FORMAT!r})")
     try:
         meta = {"arch": json.loads(raw["arch"]), "training": json.loads(raw["training"])}
     except (KeyError, json.JSONDecodeError) as e:
-        raise MetricError(f"bad metadata in digits feature weights {p}: {_one_line(e)}") from None
+        raise MetricError(f"bad metadata in digits feature weights {p}: {one_line(e)}") from None
     return tensors, meta
 
 
@@ -187,7 +183,7 @@ def load_digits_extractor(device: str | torch.device = "cpu", weights: str | Pat
     try:
         arch = DigitsNetArch.from_dict(meta["arch"])
     except (KeyError, TypeError, ValueError) as e:
-        raise MetricError(f"bad architecture in digits feature weights {p}: {_one_line(e)}") from None
+        raise MetricError(f"bad architecture in digits feature weights {p}: {one_line(e)}") from None
     _check_training(meta, p)
     net = DigitsFeatureNet(arch)
     want = net.state_dict()

@@ -27,7 +27,7 @@ from posgen.data import DataConfig, open_dataset
 from posgen.download import cache_root
 from posgen.grid import Grid
 from posgen.metrics import METRICS
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError
 from posgen.metrics.features import FEATURE_EXTRACTORS
 from posgen.metrics.spectrum import power_spectra
 from posgen.metrics.swd import swd_descriptors

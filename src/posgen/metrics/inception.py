@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posgen.download import DownloadError, cache_root, fetch, file_digest
-from posgen.metrics.errors import MetricError
+from posgen.errors import MetricError
 
 __all__ = [
     "WEIGHTS_ENV",

@@ -33,8 +33,8 @@ from torch import nn
 
 from posgen.encodings import FourierFeatures, LearnedConstant
 from posgen.grid import Grid, PointGrid
+from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.ops import MappingNetwork, ModulatedConv2d, ToRGB
-from posgen.ops.noise import NoiseMode
 
 # Table 3 of Anokhin et al.: each column as CIPSConfig fields ("main" is the paper's default).
 TABLE3_VARIANTS: dict[str, dict] = {
@@ -106,14 +106,16 @@ class CIPSBlock(nn.Module):
         self.torgb = ToRGB(cfg.width, cfg.w_dim, cfg.img_channels) if torgb else None
 
 
-class Generator(nn.Module):
+class Generator(MappedGenerator):
     """G(z, grid) -> images in about [-1, 1]: [N, C, H, W] on a `Grid`, [N, C, P] on a `PointGrid`.
 
     ws layout (num_ws = num_layers + 2): ws[:, 0] the input projection, ws[:, l + 1] ModFC layer l,
     and the to-RGB after layer l shares ws[:, l + 2] with the next layer (StyleGAN2's convention).
     """
 
-    pixel_independent = True  # each pixel depends only on its own position: point sets and chunks
+    family = "cips"
+    # each pixel depends only on its own position: point sets and chunks; no noise inputs
+    capabilities = frozenset({"shift", "roll", "zoom", "expand", "rotate", "truncation", "mixing", "points", "chunks"})
 
     def __init__(self, cfg: CIPSConfig) -> None:
         super().__init__()
@@ -139,9 +141,6 @@ class Generator(nn.Module):
         """Every pixel is computed on its own: any whole-pixel shift moves the image exactly."""
         return 1
 
-    def default_grid(self) -> Grid:
-        return Grid(self.resolution, self.resolution)
-
     def panorama_grid(self, height: int | None = None) -> Grid:
         """The whole 360-degree strip of a cylindrical model: `height` (default the resolution) rows
         from the top of the training crop, `circumference` columns (column P is column 0 again)."""
@@ -154,18 +153,13 @@ class Generator(nn.Module):
         """Positional encoding e(x, y) = concat[e_fo, e_co] (Eq. 4): coords [2, ...] -> [1, C, ...]."""
         return torch.cat([enc(coords) for enc in (self.fourier, self.embedding) if enc is not None], dim=1)
 
-    def forward(self, z: torch.Tensor, grid: Grid | PointGrid | None = None, truncation_psi: float = 1.0,
-                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None,
-                on_tile: Callable[[int], None] | None = None) -> torch.Tensor:
-        w = self.mapping(z, truncation_psi)
-        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points,
-                              on_tile=on_tile)
+    def synthesize(self, ws: torch.Tensor, grid: Grid | PointGrid | None, options: RenderOptions) -> torch.Tensor:
+        return self.synthesis(ws, grid, chunk_points=options.chunk_points, on_tile=options.on_tile)
 
-    def synthesis(self, ws: torch.Tensor, grid: Grid | PointGrid | None = None, noise_mode: NoiseMode = "random",
-                  *, chunk_points: int | None = None, on_tile: Callable[[int], None] | None = None) -> torch.Tensor:
+    def synthesis(self, ws: torch.Tensor, grid: Grid | PointGrid | None = None, *, chunk_points: int | None = None,
+                  on_tile: Callable[[int], None] | None = None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas).
 
-        `noise_mode` is accepted for interface parity and ignored: CIPS has no noise inputs.
         `chunk_points` renders at most that many points at a time (lattice tiles, or slices of a
         point set) into the output; under torch.no_grad peak activation memory is then bounded by
         the chunk, whatever the canvas size. The result equals a one-shot render. `on_tile(points)`

@@ -23,6 +23,7 @@ from torch import nn
 
 from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
 from posgen.grid import Grid
+from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.ops import EqualConv2d, MappingNetwork, ModulatedConv2d, ToRGB, upsample2x
 from posgen.ops.noise import NoiseMode
 from posgen.ops.resample import center_crop
@@ -112,10 +113,14 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(cout, cfg.w_dim, cfg.img_channels)
 
 
-class Generator(nn.Module):
-    """G(z, grid) -> images in about [-1, 1], [N, img_channels, grid.height, grid.width]."""
+class Generator(MappedGenerator):
+    """G(z, grid) -> images in about [-1, 1], [N, img_channels, grid.height, grid.width].
 
-    pixel_independent = False  # convolutions couple neighbouring pixels: whole lattices, no chunks
+    Convolutions couple neighbouring pixels, so it renders whole lattices (no point sets, no chunks).
+    """
+
+    family = "stylegan2"
+    capabilities = frozenset({"shift", "roll", "zoom", "expand", "rotate", "truncation", "mixing", "noise"})
 
     def __init__(self, cfg: StyleGAN2Config) -> None:
         super().__init__()
@@ -141,24 +146,11 @@ class Generator(nn.Module):
     def coarsest_stride(self) -> int:
         return self.resolution // 4
 
-    def default_grid(self) -> Grid:
-        return Grid(self.resolution, self.resolution)
+    def synthesize(self, ws: torch.Tensor, grid: Grid | None, options: RenderOptions) -> torch.Tensor:
+        return self.synthesis(ws, grid, options.noise_mode or "const")
 
-    def forward(self, z: torch.Tensor, grid: Grid | None = None, truncation_psi: float = 1.0,
-                noise_mode: NoiseMode = "random", *, chunk_points: int | None = None) -> torch.Tensor:
-        w = self.mapping(z, truncation_psi)
-        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, noise_mode, chunk_points=chunk_points)
-
-    def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random",
-                  *, chunk_points: int | None = None) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas).
-
-        `chunk_points` is part of the generator interface for pixel-independent families and must
-        be None here.
-        """
-        if chunk_points is not None:
-            raise ValueError("StyleGAN2 renders whole lattices (its convolutions couple neighbouring pixels): "
-                             "chunk_points is for pixel-independent generators")
+    def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""
         grid = grid or self.default_grid()
         if not isinstance(grid, Grid):
             raise TypeError(f"StyleGAN2 renders on a lattice Grid, got {type(grid).__name__}")

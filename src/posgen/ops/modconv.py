@@ -84,11 +84,6 @@ class ModulatedConv2d(nn.Module):
                 raise ValueError(f"positional encoding has {positional_encoding.out_channels} channels, layer has {out_channels}")
             self.gamma = nn.Parameter(torch.tensor(float(gamma_init)))
 
-    @property
-    def shrink(self) -> int:
-        """Pixels lost per side by the convolution (0 with zero padding)."""
-        return (self.kernel_size - 1) // 2 if self.padding == "none" else 0
-
     def forward(self, x: torch.Tensor, w: torch.Tensor, coords: torch.Tensor | None = None,
                 noise_mode: NoiseMode = "random") -> torch.Tensor:
         """x [N, Cin, H, W], w [N, w_dim], coords [2, H', W'] of the output lattice -> [N, Cout, H', W']."""

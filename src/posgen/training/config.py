@@ -1,4 +1,5 @@
-"""Training settings (StyleGAN2 reference values from DESIGN.md as defaults)."""
+"""Training settings: the driver's (`TrainConfig`) and the GAN trainer's (`GANTrainConfig`, StyleGAN2
+reference values from DESIGN.md as defaults). Plain dataclasses: importing this costs no torch."""
 from __future__ import annotations
 
 import math
@@ -34,8 +35,45 @@ class MultiScaleConfig:
 
 @dataclass
 class TrainConfig:
+    """What the generic training driver (`posgen.training.loop.train`) reads; every family's
+    training config subclasses it and adds its own settings."""
+
     batch_size: int = 32
-    kimg: float = 6400.0           # training length in thousands of real images shown to D
+    kimg: float = 6400.0           # training length in thousands of real images
+    snapshot_kimg: float = 50.0    # checkpoint + sample grid interval
+    log_kimg: float = 1.0          # stats.jsonl: one line (means since the last) per this many kimg
+    sample_seeds: int = 32         # seeds in each sample grid
+    threads: int = 0               # torch CPU threads (0: leave torch's default)
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or not self.kimg > 0:
+            raise ValueError("train.batch_size and train.kimg must be positive")
+        if not self.snapshot_kimg > 0 or not self.log_kimg > 0:
+            raise ValueError("train.snapshot_kimg and train.log_kimg must be positive")
+        if self.sample_seeds < 1 or self.threads < 0:
+            raise ValueError("train.sample_seeds must be positive and train.threads >= 0")
+
+    def check_run(self, run) -> None:
+        """Checks across sections of the run config (`posgen.config.RunConfig`); none by default."""
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, math.ceil(self.kimg * 1000 / self.batch_size))
+
+    @property
+    def snapshot_steps(self) -> int:
+        return max(1, round(self.snapshot_kimg * 1000 / self.batch_size))
+
+    @property
+    def log_steps(self) -> int:
+        return max(1, round(self.log_kimg * 1000 / self.batch_size))
+
+
+@dataclass
+class GANTrainConfig(TrainConfig):
+    """The GAN trainer (`posgen.training.gan.GANTrainer`): StyleGAN2's recipe, reference values
+    from DESIGN.md as defaults."""
+
     lr: float = 2e-3               # G and D
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 10.0
@@ -45,18 +83,26 @@ class TrainConfig:
     style_mixing: float = 0.9
     xflip: bool = True
     w_avg_beta: float = 0.995      # tracking of the mean w for truncation
-    snapshot_kimg: float = 50.0    # checkpoint + sample grid interval
-    sample_seeds: int = 32         # seeds in each sample grid
-    threads: int = 0               # torch CPU threads (0: leave torch's default)
+    blur_sigma: float = 0.0        # StyleGAN3: Gaussian blur of D's inputs, sigma in pixels at the start ...
+    blur_fade_kimg: float = 200.0  # ... fading linearly to 0 over this many kimg
     multiscale: MultiScaleConfig = field(default_factory=MultiScaleConfig)
 
     def validate(self) -> None:
-        if self.batch_size < 1 or self.kimg <= 0 or self.lr <= 0 or self.r1_interval < 1:
-            raise ValueError("train.batch_size, train.kimg, train.lr and train.r1_interval must be positive")
-        if self.snapshot_kimg <= 0:
-            raise ValueError(f"train.snapshot_kimg must be positive, got {self.snapshot_kimg}")
+        super().validate()
+        if not self.lr > 0 or self.r1_interval < 1:
+            raise ValueError("train.lr and train.r1_interval must be positive")
+        if not self.r1_gamma >= 0 or not self.blur_sigma >= 0 or not self.blur_fade_kimg > 0:
+            raise ValueError("train.r1_gamma and train.blur_sigma must be >= 0 and train.blur_fade_kimg positive")
+        if not 0 <= self.style_mixing <= 1:
+            raise ValueError(f"train.style_mixing must be a probability, got {self.style_mixing}")
         self.multiscale.validate()
 
-    @property
-    def total_steps(self) -> int:
-        return max(1, math.ceil(self.kimg * 1000 / self.batch_size))
+    def check_run(self, run) -> None:
+        if run.discriminator is None:
+            raise ValueError("a GAN run needs a discriminator section")
+        if run.discriminator.resolution != run.model.resolution:
+            raise ValueError(f"discriminator.resolution ({run.discriminator.resolution}) must equal "
+                             f"model.resolution ({run.model.resolution})")
+        ms = self.multiscale
+        if ms.sizes and not ms.resize_to_discriminator and not run.discriminator.adaptive_pool:
+            raise ValueError("multi-scale training without resize_to_discriminator needs discriminator.adaptive_pool=true")

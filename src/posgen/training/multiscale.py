@@ -3,21 +3,8 @@ the configured probabilities (honoured, unlike a uniform draw that ignores them)
 stream that depends only on (seed, step) so a resumed run draws the same sizes."""
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-from posgen.grid import Grid
-
-
-def canvas_grid(base: Grid, size: int, mode: Literal["expand", "interp"]) -> Grid:
-    """The size x size canvas of a model whose training grid is `base`: "expand" shows more of
-    the plane at the training spacing, "interp" samples the same extent more densely (zoom)."""
-    if (size, size) == base.size:
-        return base
-    if mode == "interp":
-        return base.zoom(size / base.height, size=(size, size))
-    return base.resize(size, size)
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:

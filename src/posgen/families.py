@@ -1,0 +1,72 @@
+"""The family table: every generator family posgen has, by name, and what builds it.
+
+`FAMILIES[name]` says which dataclass each section of a run config is, which generator class
+renders, which discriminator (if any) and which trainer trains it. Everything that reads a
+config, builds a generator or starts a trainer goes through this one dict.
+
+Adding a family (see README, "Adding a family"): write `models/<family>.py` (a config
+dataclass and a `posgen.models.base.Generator` subclass declaring its capabilities), its
+trainer (`training/<family>.py`, the `posgen.training.loop.Trainer` protocol, with a
+`posgen.training.config.TrainConfig` subclass), one row here, and presets in
+`posgen.presets`. The contract suite (tests/test_contract.py) then runs for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from posgen.config import RunConfig, parse_run_config
+from posgen.errors import ConfigError
+from posgen.models import cips, discriminator, stylegan2
+from posgen.models.base import Generator
+from posgen.training.config import GANTrainConfig
+from posgen.training.gan import GANTrainer
+
+
+@dataclass(frozen=True)
+class Family:
+    model_config: type                 # the model section's dataclass
+    generator: type[Generator]         # built from the whole run config by `generator.build(run)`
+    train_config: type                 # the train section's dataclass (a TrainConfig)
+    trainer: type                      # posgen.training.loop.Trainer: trainer(run, family, seed=, device=)
+    discriminator_config: type | None  # the discriminator section's dataclass; None: no discriminator
+    discriminator: type | None         # its module, built as discriminator(run.discriminator)
+    summary: str
+
+
+FAMILIES: dict[str, Family] = {
+    "stylegan2": Family(stylegan2.StyleGAN2Config, stylegan2.Generator, GANTrainConfig, GANTrainer,
+                        discriminator.DiscriminatorConfig, discriminator.Discriminator,
+                        "StyleGAN2 with explicit positional encodings (baseline, SS-PE, MS-PE, padding-free, CSG)"),
+    "cips": Family(cips.CIPSConfig, cips.Generator, GANTrainConfig, GANTrainer,
+                   discriminator.DiscriminatorConfig, discriminator.Discriminator,
+                   "CIPS: conditionally-independent pixel synthesis (per-pixel ModFC MLP)"),
+}
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown family {name!r}; posgen has {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """`RunConfig.to_dict` inverted through the family table. Configs written before there were
+    families carry no `family` key: they are StyleGAN2 ones."""
+    data = {"family": "stylegan2", **data}
+    if not isinstance(data["family"], str) or data["family"] not in FAMILIES:
+        raise ConfigError(f"config.family: must be one of {', '.join(map(repr, FAMILIES))}; got {data['family']!r}")
+    f = FAMILIES[data["family"]]
+    return parse_run_config(data, {"model": f.model_config, "train": f.train_config,
+                                   "discriminator": f.discriminator_config})
+
+
+def build_generator(run: RunConfig) -> Generator:
+    """The (freshly initialised) generator that run config `run` describes."""
+    return family(run.family).generator.build(run)
+
+
+def build_discriminator(run: RunConfig):
+    """The discriminator of a run, or None for families without one."""
+    f = family(run.family)
+    return None if f.discriminator is None else f.discriminator(run.discriminator)

@@ -1,0 +1,156 @@
+"""The generator contract: what every posgen family implements, and the one place where
+options are checked against what a family can do.
+
+A generator is a function of a latent and a grid (DESIGN.md). Every family subclasses
+`Generator` and provides:
+
+- `family` (its name in `posgen.families.FAMILIES`) and `capabilities` (a subset of
+  `CAPABILITIES`): what its renders can be asked for;
+- `default_grid()`: the training canvas;
+- `latents(seeds, grid)`: one latent per seed, independent of batch composition. A latent is
+  whatever the family renders from: z for GANs with a mapping network, a DDPM's x_T on the
+  grid's lattice, a SinGAN's noise pyramid. Always a tensor with the seed index first, so
+  batches are slices;
+- `render(latents, grid, options)`: images [N, C, H, W] in about [-1, 1] on a `Grid` (or
+  [N, C, P] on a `PointGrid` for families with the "points" capability).
+
+Everything that renders from seeds (`posgen.sampling.render_seeds`, metrics' `sample_fn`,
+the CLI, the apps) goes through these methods only, so a new family works everywhere by
+implementing them. Options the family lacks are refused by `require` with one line that names
+the option, what it needs and the family: "--truncation needs a generator with a mapping
+network; digits-ddpm is a ddpm model".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from posgen.errors import CapabilityError
+from posgen.grid import Grid, PointGrid
+from posgen.ops.noise import NoiseMode
+
+# capability -> what a generator needs to have it (the second half of a refusal)
+CAPABILITIES: dict[str, str] = {
+    "shift": "a generator that renders on shifted grids",
+    "roll": "a generator that renders on circularly shifted grids",
+    "zoom": "a generator that renders denser grids",
+    "expand": "a generator that renders larger canvases",
+    "rotate": "a generator that renders on rotated grids",
+    "points": "a pixel-independent generator (cips)",
+    "chunks": "a pixel-independent generator (cips)",
+    "truncation": "a generator with a mapping network",
+    "mixing": "a generator with per-layer styles",
+    "noise": "a generator with noise inputs",
+    "steps": "an iterative sampler (ddpm)",
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How to render; each field other than `on_tile` belongs to one capability (None: the family's default).
+
+    truncation_psi: "truncation"; noise_mode: "noise" (default "const": a fixed field aligned with
+    the grid); chunk_points: "chunks" (at most that many points per pass, bounding memory);
+    steps / sampler: "steps"; on_tile(points): progress callback for families that render in chunks.
+    """
+
+    truncation_psi: float = 1.0
+    noise_mode: NoiseMode | None = None
+    chunk_points: int | None = None
+    steps: int | None = None
+    sampler: str | None = None
+    on_tile: Callable[[int], None] | None = None
+
+
+def requested_capabilities(options: RenderOptions, grid: Grid | PointGrid | None = None) -> dict[str, str]:
+    """capability -> the option asking for it, for the non-default parts of `options` and `grid`."""
+    asked: dict[str, str] = {}
+    if options.truncation_psi != 1.0:
+        asked["truncation"] = "truncation_psi"
+    if options.noise_mode == "random":  # "const" and "off" hold trivially for a family without noise
+        asked["noise"] = "noise_mode"
+    if options.chunk_points is not None:
+        asked["chunks"] = "chunk_points"
+    if options.steps is not None or options.sampler is not None:
+        asked["steps"] = "steps"
+    if isinstance(grid, PointGrid):
+        asked["points"] = "a PointGrid"
+    return asked
+
+
+def require(G: "Generator", capability: str, option: str, model: str | None = None) -> None:
+    """Refuse `option` in one line unless `G` declares `capability`.
+
+    `model` names the generator in the message (a checkpoint or preset name); default its family.
+    """
+    if capability not in CAPABILITIES:
+        raise KeyError(f"unknown capability {capability!r}")
+    if capability not in G.capabilities:
+        who = f"{model} is a {G.family} model" if model else f"this is a {G.family} model"
+        raise CapabilityError(f"{option} needs {CAPABILITIES[capability]}; {who}")
+
+
+class Generator(nn.Module):
+    """Base class of every family's generator (see the module docstring for the contract)."""
+
+    family: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    resolution: int
+
+    @classmethod
+    def build(cls, run) -> "Generator":
+        """A fresh generator from the whole run config (`posgen.config.RunConfig`); families whose
+        generator needs more than the model section (a diffusion schedule, ...) override this."""
+        return cls(run.model)
+
+    def default_grid(self) -> Grid:
+        """The training canvas."""
+        return Grid(self.resolution, self.resolution)
+
+    def latents(self, seeds: Sequence[int], grid: Grid | PointGrid | None = None) -> torch.Tensor:
+        """One latent per seed, [len(seeds), ...], each drawn from its own seed only."""
+        raise NotImplementedError
+
+    def render(self, latents: torch.Tensor, grid: Grid | PointGrid | None = None,
+               options: RenderOptions = RenderOptions()) -> torch.Tensor:
+        """Images rendered from `latents` on `grid` (default: the training canvas)."""
+        raise NotImplementedError
+
+    def check(self, options: RenderOptions, grid: Grid | PointGrid | None = None, model: str | None = None) -> None:
+        """Refuse, in one line, any option or grid this family cannot render."""
+        for capability, option in requested_capabilities(options, grid).items():
+            require(self, capability, option, model)
+
+
+def seed_normal(seeds: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
+    """One standard normal tensor of `shape` per seed, independent of batch composition: [len(seeds), *shape]."""
+    return torch.stack([torch.randn(*shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+class MappedGenerator(Generator):
+    """A family with a mapping network z -> w and a synthesis network on per-layer styles
+    ws [N, num_ws, w_dim] (StyleGAN2, CIPS, StyleGAN3). Its latent is z [N, z_dim]; it
+    implements `synthesize(ws, grid, options)`."""
+
+    mapping: nn.Module
+    num_ws: int
+
+    def latents(self, seeds: Sequence[int], grid: Grid | PointGrid | None = None) -> torch.Tensor:
+        return seed_normal(seeds, (self.cfg.z_dim,))
+
+    def render(self, latents: torch.Tensor, grid: Grid | PointGrid | None = None,
+               options: RenderOptions = RenderOptions()) -> torch.Tensor:
+        self.check(options, grid)
+        w = self.mapping(latents, options.truncation_psi)
+        return self.synthesize(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, options)
+
+    def forward(self, z: torch.Tensor, grid: Grid | PointGrid | None = None, **options) -> torch.Tensor:
+        """`render(z, grid, RenderOptions(**options))`: G(z, grid, noise_mode="off")."""
+        return self.render(z, grid, RenderOptions(**options))
+
+    def synthesize(self, ws: torch.Tensor, grid: Grid | PointGrid | None, options: RenderOptions) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images on `grid`, with the options this family takes."""
+        raise NotImplementedError

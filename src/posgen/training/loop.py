@@ -1,0 +1,152 @@
+"""The generic training driver: one loop for every family.
+
+`train(cfg, out)` owns what every run needs: resume, `config.json`, TensorBoard logs and an
+always-written `stats.jsonl`, the progress bar, snapshots (checkpoint + sample sheet), the
+`--minutes` limit, a checkpoint when the data fails, and a clean stop on a non-finite loss.
+A family brings only its trainer (`Trainer` below), named in `posgen.families.FAMILIES`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from posgen import checkpoint
+from posgen.config import RunConfig
+from posgen.errors import DataError, TrainingError
+
+STATS_NAME = "stats.jsonl"
+
+
+class Trainer(Protocol):
+    """What a family's trainer provides. Built as `trainer(cfg, family, seed=, device=)`.
+
+    `step` counts completed iterations and `seconds` the training time (the driver adds to it).
+    `train_step()` runs one iteration, increments `step` and returns scalar statistics; it raises
+    `TrainingError` on a non-finite loss and `DataError` on bad data before any update.
+    `state_tensors()` holds everything an exact resume needs (generator weights under "G_ema."
+    or "G."); `restore(tensors, state)` puts it back; `sample_grid(path)` writes fixed-seed samples.
+    """
+
+    step: int
+    seconds: float
+
+    def train_step(self) -> dict[str, float]: ...
+    def state_tensors(self) -> dict[str, torch.Tensor]: ...
+    def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None: ...
+    def sample_grid(self, path: Path) -> None: ...
+
+
+def build_trainer(cfg: RunConfig, seed: int = 0, device: str = "cpu") -> Trainer:
+    """The trainer of `cfg`'s family, through the family table (fresh networks, no run directory)."""
+    from posgen.families import family
+
+    f = family(cfg.family)
+    return f.trainer(cfg, f, seed=seed, device=device)
+
+
+def _state(trainer: Trainer, cfg: RunConfig, seed: int) -> dict:
+    t = cfg.train
+    return {"step": trainer.step, "kimg": trainer.step * t.batch_size / 1000, "seconds": trainer.seconds,
+            "seed": seed, "total_steps": t.total_steps}
+
+
+def _stats_lines(path: Path, up_to_step: int) -> list[str]:
+    """The lines of an existing stats.jsonl logged at or before `up_to_step` (a resumed run
+    continues from its checkpoint: lines logged after it would be logged again)."""
+    if not path.exists():
+        return []
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= up_to_step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut by a kill
+    return keep
+
+
+def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: str = "cpu", resume: bool = False,
+          progress: bool = True, max_seconds: float | None = None) -> Path:
+    """Train `cfg` into `out_dir` (checkpoint, config.json, stats.jsonl, sample PNGs, TensorBoard logs).
+
+    With resume=True the run continues exactly from out_dir's checkpoint with its stored config
+    (`cfg` is ignored). `max_seconds` stops early (after a checkpoint) once that much time has passed.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    ckpt_path = out / checkpoint.CHECKPOINT_NAME
+    if resume:
+        tensors, cfg, state = checkpoint.load(ckpt_path)
+        seed = int(state["seed"])
+    elif ckpt_path.exists():
+        raise TrainingError(f"{out} already holds a run; use --resume {out} or another --out")
+    cfg.validate()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    trainer = build_trainer(cfg, seed, device)
+    if resume:
+        trainer.restore(tensors, state)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg.to_json()))
+    stats_path = out / STATS_NAME
+    kept = _stats_lines(stats_path, trainer.step)
+    checkpoint.atomic_write(stats_path, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in kept)))
+
+    t = cfg.train
+    total, log_steps = t.total_steps, t.log_steps
+
+    def save() -> None:
+        checkpoint.save(ckpt_path, trainer.state_tensors(), cfg, _state(trainer, cfg, seed))
+
+    writer = SummaryWriter(str(out / "logs"))
+    bar = tqdm(total=total, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
+    sums: dict[str, float] = defaultdict(float)
+    count, started = 0, time.time()
+    try:
+        with open(stats_path, "a") as log:
+            while trainer.step < total:
+                t0 = time.perf_counter()
+                try:
+                    stats = trainer.train_step()
+                except DataError:
+                    # reals are read before any update: the state is that of the last whole step
+                    if trainer.step > 0:
+                        save()
+                    raise
+                dt = time.perf_counter() - t0
+                trainer.seconds += dt
+                stats["images_per_s"] = t.batch_size / dt
+                step = trainer.step
+                for k, v in stats.items():
+                    writer.add_scalar(k, v, global_step=step * t.batch_size)
+                    sums[k] += v
+                count += 1
+                if step % log_steps == 0 or step == total:
+                    line = {"step": step, "kimg": round(step * t.batch_size / 1000, 4),
+                            "seconds": round(trainer.seconds, 3),
+                            **{k: round(v / count, 6) for k, v in sums.items()}}
+                    log.write(json.dumps(line) + "\n")
+                    log.flush()
+                    sums.clear()
+                    count = 0
+                bar.update(1)
+                bar.set_postfix({"kimg": f"{step * t.batch_size / 1000:.1f}",
+                                 "img/s": f"{stats['images_per_s']:.0f}",
+                                 **{k.split("/")[-1]: f"{v:.2f}" for k, v in stats.items() if k.startswith("loss/")}})
+                timeout = max_seconds is not None and time.time() - started > max_seconds
+                if step % t.snapshot_steps == 0 or step == total or timeout:
+                    save()
+                    trainer.sample_grid(out / f"samples-{step:07d}.png")
+                    if timeout:
+                        break
+    finally:
+        bar.close()
+        writer.close()
+    return out

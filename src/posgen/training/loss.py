@@ -1,0 +1,65 @@
+"""The StyleGAN loss as an object: non-saturating logistic loss with lazy R1 (Karras et al. 2020),
+and the seam where the images D sees are prepared (`d_input`): StyleGAN3's Gaussian blur of D's
+inputs, sigma fading to 0 over the first images (Karras et al. 2021, Sec. 3.2 of the notes).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from posgen.training.config import GANTrainConfig
+
+
+class StyleGANLoss:
+    """Losses of one GAN run. `D` is the discriminator; `cfg` the GAN training config."""
+
+    def __init__(self, D: nn.Module, cfg: GANTrainConfig) -> None:
+        self.D, self.cfg = D, cfg
+
+    def blur_sigma(self, kimg: float) -> float:
+        """D-input blur in pixels at `kimg`: blur_sigma fading linearly to 0 over blur_fade_kimg."""
+        t = self.cfg
+        return max(0.0, 1.0 - kimg / t.blur_fade_kimg) * t.blur_sigma if t.blur_sigma > 0 else 0.0
+
+    def d_input(self, images: torch.Tensor, kimg: float) -> torch.Tensor:
+        """What D sees of `images` [N, C, H, W] at `kimg` (identity unless blurring)."""
+        sigma = self.blur_sigma(kimg)
+        return gaussian_blur(images, sigma) if sigma > 0 else images
+
+    def discriminate(self, images: torch.Tensor, kimg: float) -> torch.Tensor:
+        return self.D(self.d_input(images, kimg))
+
+    def generator_loss(self, fakes: torch.Tensor, kimg: float) -> torch.Tensor:
+        """Non-saturating loss softplus(-D(G(z)))."""
+        return F.softplus(-self.discriminate(fakes, kimg)).mean()
+
+    def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float,
+                           r1: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """softplus(D(fake)) + softplus(-D(real)), plus the lazy R1 penalty on reals when `r1`
+        (gamma/2 * |grad D(real)|^2, scaled by the interval)."""
+        t = self.cfg
+        reals = reals.detach().requires_grad_(r1)
+        real_logits = self.discriminate(reals, kimg)
+        fake_logits = self.discriminate(fakes.detach(), kimg)
+        loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        stats = {"loss/D": loss.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item(),
+                 "D/real_sign": real_logits.sign().mean().item()}
+        if r1:
+            (grad,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
+            penalty = grad.square().sum(dim=(1, 2, 3)).mean()
+            loss = loss + penalty * (t.r1_gamma / 2) * t.r1_interval
+            stats["loss/R1"] = penalty.item()
+        return loss, stats
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] with std `sigma` pixels (taps to 2 sigma), edges replicated."""
+    radius = max(1, int(2 * sigma + 0.5))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (taps / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius,) * 4, mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
