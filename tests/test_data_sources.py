@@ -387,7 +387,7 @@ def test_download_mnist_file_mirror_with_fallback(tmp_path, fake_mnist):
     assert root == cache
     for name in mnist.MNIST_FILES:
         assert (cache / name).read_bytes() == (fake_mnist / name).read_bytes()
-    assert not [p for p in cache.iterdir() if p.name.endswith(".part")]
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
     images, labels = load_mnist(cache, train=True)
     assert images.dtype == np.uint8 and images.shape == (6, 28, 28) and labels.shape == (6,)
     np.testing.assert_array_equal(images, read_idx(fake_mnist / "train-images-idx3-ubyte.gz"))
@@ -430,7 +430,7 @@ def test_download_mnist_checksum_mismatch(tmp_path, fake_mnist, monkeypatch):
         download_mnist(cache, progress=False, mirrors=[fake_mnist.as_uri() + "/"])
     left = sorted(p.name for p in cache.iterdir())
     assert "t10k-images-idx3-ubyte.gz" not in left
-    assert not [n for n in left if n.endswith(".part")]
+    assert not [n for n in left if n.endswith(".tmp")]
 
 
 def test_download_mnist_all_mirrors_fail(tmp_path, fake_mnist):

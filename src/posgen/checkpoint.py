@@ -8,8 +8,6 @@ checkpoint. Nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +17,11 @@ from safetensors.torch import load_file, save_file
 
 from posgen.config import RunConfig
 from posgen.errors import CheckpointError, ConfigError, one_line
+from posgen.files import atomic_write
 from posgen.models.base import Generator
 
 FORMAT = "posgen-checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename the temporary file over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save(path: Path, tensors: dict[str, torch.Tensor], config: RunConfig, state: dict[str, Any]) -> None:

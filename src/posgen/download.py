@@ -7,11 +7,9 @@ a one-line message.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from posgen.errors import DownloadError, one_line
+from posgen.files import atomic_write
 
 __all__ = ["DownloadError", "Opener", "cache_root", "fetch", "file_digest", "urlopen"]
 
@@ -52,37 +51,26 @@ def urlopen(url: str) -> AbstractContextManager[IO[bytes]]:
 
 
 
-def _download(url: str, dest: Path, digest: str, algorithm: str, opener: Opener, progress: bool) -> Path:
-    """Stream `url` into a temp file beside `dest`, check its digest and return the temp path.
-
-    The temp file is removed on any failure; a digest mismatch raises DownloadError.
-    """
+def _download(url: str, tmp: str, name: str, digest: str, algorithm: str, opener: Opener, progress: bool) -> None:
+    """Stream `url` into `tmp` and check its digest (a mismatch raises DownloadError)."""
     from tqdm import tqdm
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.new(algorithm)
-        with os.fdopen(fd, "wb") as out, opener(url) as resp:
-            headers = getattr(resp, "headers", None)
-            length = headers.get("Content-Length") if headers is not None else None
-            total = int(length) if length and str(length).isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                      disable=not progress, leave=False) as bar:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        got = h.hexdigest()
-        if got != digest:
-            raise DownloadError(f"checksum mismatch for {dest.name} from {url}: {algorithm} {got}, expected {digest}")
-        return tmp
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    h = hashlib.new(algorithm)
+    with open(tmp, "wb") as out, opener(url) as resp:
+        headers = getattr(resp, "headers", None)
+        length = headers.get("Content-Length") if headers is not None else None
+        total = int(length) if length and str(length).isdigit() else None
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                  disable=not progress, leave=False) as bar:
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    got = h.hexdigest()
+    if got != digest:
+        raise DownloadError(f"checksum mismatch for {name} from {url}: {algorithm} {got}, expected {digest}")
 
 
 def fetch(
@@ -119,17 +107,15 @@ def fetch(
     failures: list[str] = []
     mismatch: DownloadError | None = None
     for url in urls:
-        try:
-            tmp = _download(url, dest, digest, algorithm, opener, progress)
+        try:  # into a temporary file beside dest, renamed over it only when the digest matches
+            return atomic_write(dest, lambda tmp, url=url: _download(url, tmp, dest.name, digest, algorithm, opener,
+                                                                    progress))
         except DownloadError as e:  # wrong bytes: try the next URL, remember why
             mismatch = e
             failures.append(str(e))
             continue
         except (OSError, ValueError, http.client.HTTPException) as e:  # URLError / timeouts are OSErrors
             failures.append(f"{url}: {one_line(e)}")
-            continue
-        os.replace(tmp, dest)
-        return dest
     if mismatch is not None and len(failures) == 1:
         raise mismatch
     raise DownloadError(f"could not download {dest.name} into {dest.parent}: " + "; ".join(failures))

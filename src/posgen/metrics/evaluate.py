@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,8 +24,9 @@ from tqdm import tqdm
 from posgen.data import DataConfig, open_dataset
 from posgen.download import cache_root
 from posgen.grid import Grid
-from posgen.metrics import METRICS
 from posgen.errors import MetricError
+from posgen.files import atomic_write
+from posgen.metrics import METRICS
 from posgen.metrics.features import FEATURE_EXTRACTORS
 from posgen.metrics.spectrum import power_spectra
 from posgen.metrics.swd import swd_descriptors
@@ -188,12 +187,12 @@ def _save_stats(path: Path, stats: dict, key: dict) -> None:
             arrays.update({f"descriptors_{i}": level for i, level in enumerate(value)})
         else:
             arrays[name] = value
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, key=np.array(json.dumps(key, sort_keys=True, default=list)), **arrays)
-        os.replace(tmp, path)  # atomic: concurrent evaluations never see a partial file
+
+    try:
+        atomic_write(path, write)  # concurrent evaluations never see a partial file
     except OSError as e:
         warnings.warn(f"could not cache real-data statistics in {path.parent}: {e}", stacklevel=2)
 

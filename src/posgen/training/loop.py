@@ -18,6 +18,7 @@ import torch
 from posgen import checkpoint
 from posgen.config import RunConfig
 from posgen.errors import DataError, TrainingError
+from posgen.files import atomic_write
 
 STATS_NAME = "stats.jsonl"
 
@@ -94,10 +95,10 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     if resume:
         trainer.restore(tensors, state)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg.to_json()))
+    atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg.to_json()))
     stats_path = out / STATS_NAME
     kept = _stats_lines(stats_path, trainer.step)
-    checkpoint.atomic_write(stats_path, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in kept)))
+    atomic_write(stats_path, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in kept)))
 
     t = cfg.train
     total, log_steps = t.total_steps, t.log_steps
