@@ -197,3 +197,14 @@ def test_one_canvas_meaning_in_every_command_rotate_and_signed_values(tmp_path, 
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_outputs_that_would_destroy_other_files_are_refused(trained_run, tmp_path, capsys):
+    ckpt = trained_run / "checkpoint.safetensors"
+    before = ckpt.read_bytes()
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--metrics", "eqt", "--out", str(ckpt)]) == 2
+    assert "appends JSON lines to a .jsonl" in capsys.readouterr().err and ckpt.read_bytes() == before
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["generate", "--checkpoint", str(trained_run), "--out", str(a_file)]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err and a_file.read_text() == "mine"

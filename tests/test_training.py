@@ -162,3 +162,36 @@ def test_a_resume_drops_stats_logged_after_the_checkpoint(tmp_path):
     stats.write_text(stats.read_text() + '{"step": 2, "kimg": 0.008}\n{"step": 3, "kim')  # logged, then killed mid-line
     train(None, tmp_path / "r", resume=True, progress=False)
     assert [json.loads(x)["step"] for x in stats.read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_flipped_bits_in_a_checkpoint_are_caught_by_its_checksum(trained_run, tmp_path):
+    import shutil
+
+    bad = tmp_path / "flipped.safetensors"
+    shutil.copy(trained_run / "checkpoint.safetensors", bad)
+    data = bytearray(bad.read_bytes())
+    data[-100] ^= 0x10  # one bit in the last tensor's data
+    bad.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match="is corrupt: its tensors do not match their SHA-256"):
+        checkpoint.load(bad)
+    assert checkpoint.load(trained_run)[2]["step"] >= 1  # the intact file loads
+
+
+def test_a_run_killed_before_its_first_snapshot_resumes_and_stale_temp_files_go(tmp_path):
+    run = tiny_run("digits-mspe", "train.snapshot_kimg=1")
+    out = tmp_path / "r"
+    # a fresh run writes a step-0 checkpoint before training: simulate a kill right after it
+    checkpoint.save(out / "checkpoint.safetensors", build_trainer(run, seed=1).state_tensors(), run,
+                    {"step": 0, "kimg": 0.0, "seconds": 0.0, "seed": 1, "total_steps": 4})
+    (out / ".checkpoint.safetensors.abc123.tmp").write_bytes(b"half a checkpoint")
+    train(None, out, resume=True, progress=False)
+    assert checkpoint.load(out)[2]["step"] == 4 and not list(out.glob(".*.tmp"))
+    straight = train(run, tmp_path / "s", seed=1, progress=False)
+    a, b = checkpoint.load(straight)[0], checkpoint.load(out)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resuming from step 0 is the uninterrupted run
+
+
+def test_resume_refuses_a_checkpoint_without_training_state(trained_run, tmp_path):
+    checkpoint.export_generator(trained_run, tmp_path / "g" / "checkpoint.safetensors")
+    with pytest.raises(checkpoint.CheckpointError, match="no training state"):
+        train(None, tmp_path / "g", resume=True, progress=False)

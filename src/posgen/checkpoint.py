@@ -7,6 +7,7 @@ checkpoint. Nothing is unpickled.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,21 @@ FORMAT = "posgen-checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order (safetensors itself
+    has no checksum: flipped bits would load and render silently)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save(path: Path, tensors: dict[str, torch.Tensor], config: RunConfig, state: dict[str, Any]) -> None:
-    meta = {"format": FORMAT, "config": json.dumps(config.to_dict()), "state": json.dumps(state)}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "config": json.dumps(config.to_dict()), "state": json.dumps(state),
+            "sha256": tensor_digest(tensors)}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -58,6 +71,8 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str
         raise CheckpointError(f"cannot read checkpoint {p}: {one_line(e)}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a posgen checkpoint")
+    if "sha256" in meta and tensor_digest(tensors) != meta["sha256"]:  # files written before checksums have none
+        raise CheckpointError(f"checkpoint {p} is corrupt: its tensors do not match their SHA-256")
     try:
         config = run_config_from_dict(json.loads(meta["config"]))
         state = json.loads(meta.get("state", "{}"))
@@ -85,7 +100,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     if not weights:
         raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
     G = build_generator(config)
-    missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    try:
+        missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        raise CheckpointError(f"checkpoint {resolve(path)} does not match its config: {one_line(e)[:200]}") from None
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {resolve(path)} does not match its config "
                               f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")

@@ -197,6 +197,25 @@ def _refusing(fn):
                          .replace("chunk_points", "--chunk-points")) from None
 
 
+def output_folder(path: str) -> Path:
+    """--out for commands that write a folder of images: refused in one line if it names a file."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {path} is a file; give a folder")
+    return out
+
+
+def results_file(path: str) -> Path:
+    """--out for evaluate: a JSON-lines file that results are appended to, never anything else
+    (a checkpoint, an image, a folder)."""
+    out = Path(path)
+    if out.suffix not in (".jsonl", ".json"):
+        raise UsageError(f"--out {path}: evaluate appends JSON lines to a .jsonl (or .json) file")
+    if out.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a .jsonl file")
+    return out
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from posgen.sampling import load, render_seeds
     from posgen.viz import save_image, save_image_grid
@@ -204,13 +223,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from posgen.models.base import RenderOptions
 
     _check_device(args.device)
+    out = output_folder(args.out)
     canvas = canvas_from_args(args)
     G, cfg, _ = load(args.checkpoint, args.device)
     grid = grid_for(G, canvas, args.checkpoint)
     options = render_options(args)
     _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
     images = render_seeds(G, args.seeds, grid, progress=True, **options)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):
         save_image(img, out / f"seed{seed:04d}.png")
@@ -242,6 +261,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     from posgen.sampling import load, make_sample_fn
 
+    if args.out:
+        results_file(args.out)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     check_metric_names(names)
     _check_device(args.device)

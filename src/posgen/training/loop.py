@@ -17,7 +17,7 @@ import torch
 
 from posgen import checkpoint
 from posgen.config import RunConfig
-from posgen.errors import DataError, TrainingError
+from posgen.errors import CheckpointError, DataError, TrainingError
 from posgen.files import atomic_write
 
 STATS_NAME = "stats.jsonl"
@@ -85,9 +85,14 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     ckpt_path = out / checkpoint.CHECKPOINT_NAME
     if resume:
         tensors, cfg, state = checkpoint.load(ckpt_path)
+        if not isinstance(state.get("seed"), int) or not isinstance(state.get("step"), int):
+            raise CheckpointError(f"{ckpt_path} has no training state (step, seed) to resume from; "
+                                  "is it an exported generator?")
         seed = int(state["seed"])
     elif ckpt_path.exists():
         raise TrainingError(f"{out} already holds a run; use --resume {out} or another --out")
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file, not a run directory")
     cfg.validate()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -95,6 +100,8 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     if resume:
         trainer.restore(tensors, state)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):  # left by a process killed while writing
+        stale.unlink()
     atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg.to_json()))
     stats_path = out / STATS_NAME
     kept = _stats_lines(stats_path, trainer.step)
@@ -106,6 +113,8 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     def save() -> None:
         checkpoint.save(ckpt_path, trainer.state_tensors(), cfg, _state(trainer, cfg, seed))
 
+    if not resume:  # a run killed before its first snapshot can still be resumed
+        save()
     writer = SummaryWriter(str(out / "logs"))
     bar = tqdm(total=total, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
     sums: dict[str, float] = defaultdict(float)
