@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from posgen.metrics.coverage import coverage
 from posgen.metrics.equivariance import equivariance
 from posgen.errors import MetricError
 from posgen.metrics.fid import fid
@@ -52,7 +53,9 @@ METRICS: dict[str, Metric] = {
                   lambda sample_fn, o: equivariance(sample_fn, "eqr", **o.equivariance_args())),
     "shift-consistency": Metric("similarity of the content patch under grid shifts (Choi App. C.4)", None,
                                 lambda sample_fn, o: shift_consistency(sample_fn, **o.shift_consistency_args())),
+    "coverage": Metric("digit classes drawn (digits classifier) and where the ink sits on the canvas", None,
+                       lambda sample_fn, o: coverage(sample_fn, **o.coverage_args())),
 }
 
-__all__ = ["METRICS", "Metric", "MetricError", "equivariance", "fid", "kid", "precision_recall",
+__all__ = ["METRICS", "Metric", "MetricError", "coverage", "equivariance", "fid", "kid", "precision_recall",
            "shift_consistency", "spectrum", "swd"]

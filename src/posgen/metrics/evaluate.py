@@ -62,6 +62,10 @@ class EvalOptions:
         return {"grid": self.grid, "num_samples": self.eq_samples, "batch_size": min(8, self.batch_size),
                 "seed": self.seed, "progress": self.progress}
 
+    def coverage_args(self) -> dict:
+        return {"grid": self.grid, "num_samples": self.num_samples, "batch_size": self.batch_size, "seed": self.seed,
+                "region": self.region, "device": self.device, "progress": self.progress}
+
     def shift_consistency_args(self) -> dict:
         if self.region is None:
             raise MetricError("shift-consistency needs the content region of the data (--region TOP,LEFT,H,W)")
