@@ -123,7 +123,7 @@ def test_controller_moves_p_towards_the_target():
     aug = Augment(AugmentConfig(target=0.6, speed_kimg=500.0, p_max=0.8))
     assert aug.update(0.9, 4 * 16) == pytest.approx(64 / 500_000)  # overfitting: p rises
     assert aug.update(0.2, 32) == pytest.approx(32 / 500_000)  # D not overfitting: p falls
-    assert float(aug.rt) == 0.2
+    assert float(aug.rt) == 0.2 and aug.stats() == {"augment/p": float(aug.p), "augment/rt": 0.2}
     assert aug.update(0.2, 10_000) == 0.0  # clamped at 0
     for _ in range(5):
         aug.update(1.0, 100_000)  # 0 -> 1 would take 500k images
@@ -165,3 +165,44 @@ def test_full_geometric_augmentation_moves_the_bias_out(digits):
     full = Augment(AugmentConfig(fixed_p=1.0, p_max=1.0, geometric_p_max=1.0, xflip=1.0, **NO_COLOUR))
     q = _quarters(full(digits, _gen(0)))
     assert max(q) < 0.3 and min(q) > 0.2, q
+
+
+def _blob(n: int, size: int = 32, sigma: float = 3.0) -> torch.Tensor:
+    """A gaussian blob at the exact canvas centre (size / 2 in pixel-edge coordinates), on black."""
+    t = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2
+    g = torch.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma ** 2))
+    return (g * 2 - 1).expand(n, 3, size, size).clone()
+
+
+def _moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: centroid (y, x) in pixel-edge coordinates and mean squared radius of the ink."""
+    m = (images[:, 0] + 1) / 2  # [N, H, W]
+    t = torch.arange(images.shape[-1], dtype=torch.float32) + 0.5
+    total = m.sum((1, 2))
+    cy, cx = (m.sum(2) * t).sum(1) / total, (m.sum(1) * t).sum(1) / total
+    r2 = (m * ((t[:, None] - cy[:, None, None]) ** 2 + (t[None, :] - cx[:, None, None]) ** 2)).sum((1, 2)) / total
+    return torch.stack([cy, cx], 1), r2
+
+
+def test_rotation_and_scaling_act_about_the_canvas_centre():
+    x = _blob(64)
+    _, r2 = _moments(x)
+    rot = Augment(AugmentConfig(fixed_p=0.6, padding="constant", **NO_COLOUR, **{**NO_GEOMETRY, "rotate": 1.0}))
+    c, r2_rot = _moments(rot(x, _gen(0)))
+    assert (c - 16).abs().max() < 1e-3  # no half-pixel drift
+    assert (r2_rot / r2 - 1).abs().max() < 0.02  # a rotation keeps the blob's size
+    sc = Augment(AugmentConfig(fixed_p=0.6, padding="constant", **NO_COLOUR, **{**NO_GEOMETRY, "scale": 1.0}))
+    c, r2_sc = _moments(sc(x, _gen(0)))
+    assert (c - 16).abs().max() < 1e-3
+    ratio = (r2_sc / r2).sqrt()
+    assert ((ratio - 1).abs() > 0.02).sum() > 16  # scaled blobs: lognormal(0, (0.2 ln 2)^2) factors
+    assert ratio.log2().abs().max() < 4 * 0.2
+
+
+def test_xflip_is_an_exact_mirror(digits):
+    x = digits[:64]
+    y = Augment(AugmentConfig(fixed_p=0.8, **NO_COLOUR, **{**NO_GEOMETRY, "xflip": 1.0}))(x, _gen(0))
+    flipped = (y == x.flip(-1)).flatten(1).all(1)
+    same = (y == x).flatten(1).all(1)
+    assert bool((flipped | same).all())
+    assert 0.25 < flipped.float().mean() < 0.55  # flipped with probability p / 2 = 0.4

@@ -145,6 +145,14 @@ class Augment(nn.Module):
             self.p.fill_(min(max(p, 0.0), self.cfg.p_max))
         return float(self.p)
 
+    def stats(self) -> dict[str, float]:
+        """For the training log: {"augment/p": p, "augment/rt": the last r_t}."""
+        return {"augment/p": float(self.p), "augment/rt": float(self.rt)}
+
+    def extra_repr(self) -> str:
+        return f"p={float(self.p):.4f}, target={self.cfg.target}, p_max={self.cfg.p_max}, " \
+               f"geometric_p_max={self.cfg.geometric_p_max}"
+
     def probabilities(self) -> dict[str, float]:
         """The probability each transform is applied to an image with at the current p."""
         p = float(self.p)
