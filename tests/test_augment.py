@@ -139,7 +139,7 @@ def test_controller_moves_p_towards_the_target():
 
 
 def test_bad_config_is_one_line():
-    for bad in (dict(p_max=1.5), dict(target=-0.1), dict(speed_kimg=0.0), dict(fixed_p=2.0), dict(scale=math.nan),
+    for bad in (dict(p_max=1.5), dict(target=-0.1), dict(rotate=-1), dict(speed_kimg=0.0), dict(fixed_p=2.0), dict(scale=math.nan),
                 dict(padding="zeros")):
         with pytest.raises(ConfigError) as e:
             Augment(AugmentConfig(**bad))

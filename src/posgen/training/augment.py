@@ -87,12 +87,13 @@ class AugmentConfig:
     speed_kimg: float = 500.0        # p can go 0 -> 1 in this many thousand images
     p_max: float = 0.8               # p never exceeds this (Sec. 2.3: leaks above about 0.8)
     geometric_p_max: float = 0.6     # geometric transforms run with probability <= this
-    fixed_p: float | None = None     # a constant p: the controller only records r_t
+    fixed_p: float | None = None     # a constant p (used as given, p_max aside): the controller only records r_t
 
     def validate(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, float) and f.name != "fill" and (not math.isfinite(v) or v < 0):
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if number and f.name != "fill" and (not math.isfinite(v) or v < 0):
                 raise ConfigError(f"augment.{f.name} must be a finite number >= 0, got {v}")
         for name in ("p_max", "geometric_p_max", "target", "cutout_size"):
             if getattr(self, name) > 1:
@@ -105,7 +106,7 @@ class AugmentConfig:
             raise ConfigError(f"augment.padding must be 'reflection' or 'constant', got {self.padding!r}")
 
 
-# columns of the uniform draw [N, 14] and of the normal draw [N, 4]
+# columns of the uniform draw [N, 16] and of the normal draw [N, 4]
 _U_APPLY = slice(0, 9)  # one "is it applied" draw per transform, in _ORDER
 _ORDER = ("xflip", "translate", "scale", "rotate", "brightness", "contrast", "hue", "saturation", "cutout")
 _U_FLIP, _U_TX, _U_TY, _U_ROT, _U_HUE, _U_CX, _U_CY = 9, 10, 11, 12, 13, 14, 15
