@@ -1,25 +1,26 @@
-import pytest
 from PIL import Image
 
 from conftest import tiny_run
 from posgen import demo
+from posgen.cli import main
 
 
-def test_demo_trains_when_nothing_is_shipped_and_draws_shifts_and_a_wide_canvas(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "shipped_checkpoint", lambda: None)
+def test_demo_trains_what_is_not_shipped_and_draws_every_model_on_every_canvas(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "shipped_checkpoint", lambda name: None)
     monkeypatch.setattr("posgen.presets.get_preset", lambda name: tiny_run(name))
-    path = demo.run_demo(tmp_path, minutes=0.001)
-    assert path.exists() and (tmp_path / "run" / "checkpoint.safetensors").exists()
+    path, scores = demo.run_demo(tmp_path, minutes=0.001)
+    assert path.exists() and set(scores) == {name for name, _ in demo.MODELS}
+    assert all(0 <= s <= 1 for s in scores.values())
+    for name, _ in demo.MODELS:
+        assert (tmp_path / f"run-{name}" / "checkpoint.safetensors").exists()
     img = Image.open(path)
-    # six seeds per column at 4x, one column per shift plus the 3x wider canvas
-    assert img.height > 6 * 16 * demo.SCALE and img.width > (len(demo.SHIFTS) + 3) * 16 * demo.SCALE
-    # a second call resumes the demo run instead of failing on the existing directory
-    demo.run_demo(tmp_path, minutes=0.001)
+    # a row per model: three seeds at SCALE x, one column per canvas
+    assert img.height > len(demo.MODELS) * 3 * 16 * demo.SCALE
+    assert img.width > len(demo.COLUMNS) * 16 * demo.SCALE
+    demo.run_demo(tmp_path, minutes=0.001)  # a second call resumes the demo runs
 
 
-def test_shipped_checkpoint_when_present_loads():
-    shipped = demo.shipped_checkpoint()
-    if shipped is None:
-        pytest.skip("no checkpoint shipped in posgen/assets")
-    G, _, state = demo.load(str(shipped))
-    assert G.resolution == 32 and state["kimg"] > 0
+def test_demo_on_the_shipped_models_prints_their_shift_consistency(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "digits-baseline" in out and "digits-mspe-nopad" in out and (tmp_path / "digits-demo.png").exists()

@@ -391,7 +391,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from posgen.demo import run_demo
 
-    path = run_demo(Path(args.out), minutes=args.minutes, retrain=args.train)
+    path, scores = run_demo(Path(args.out), minutes=args.minutes, retrain=args.train)
+    print("shift consistency (1 = the digit moves intact with the grid): "
+          + ", ".join(f"{name} {score:.2f}" for name, score in scores.items()))
     print(f"wrote {path}")
     return 0
 
@@ -538,10 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
     s.set_defaults(fn=cmd_info)
 
-    s = sub.add_parser("demo", help="train (or load) the digits MS-PE model and draw shifted and wide samples")
+    s = sub.add_parser("demo", help="baseline, MS-PE and padding-free MS-PE side by side on shifted, zoomed and wide "
+                                    "canvases, with their shift consistency")
     s.add_argument("--out", default="posgen-demo", help="output folder (default ./posgen-demo)")
     s.add_argument("--minutes", type=_positive("minutes"), default=6.0, help="training time when training (default 6)")
-    s.add_argument("--train", action="store_true", help="train even when a shipped checkpoint exists")
+    s.add_argument("--train", action="store_true", help="train even when shipped checkpoints exist")
     s.set_defaults(fn=cmd_demo)
     return p
 
