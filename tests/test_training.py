@@ -49,9 +49,10 @@ def test_overrides_are_typed_and_unknown_keys_fail():
             apply_overrides(get_preset("digits-mspe"), [bad])
 
 
-@pytest.mark.parametrize("preset", ["digits-mspe", "digits-cips"])
-def test_resume_continues_exactly(tmp_path, preset):
-    run = tiny_run(preset, "train.log_kimg=0.004")
+@pytest.mark.parametrize("preset, extra", [("digits-mspe", []), ("digits-cips", []),
+                                           ("digits-mspe", ["train.augment.enabled=true", "train.augment.speed_kimg=0.01"])])
+def test_resume_continues_exactly(tmp_path, preset, extra):
+    run = tiny_run(preset, "train.log_kimg=0.004", *extra)
     straight = train(run, tmp_path / "straight", seed=4, progress=False)
     # the same run stopped by the time limit after its first step (with a checkpoint), then resumed
     train(run, tmp_path / "split", seed=4, progress=False, max_seconds=0)
@@ -65,6 +66,8 @@ def test_resume_continues_exactly(tmp_path, preset):
                    for x in (tmp_path / run / "stats.jsonl").read_text().splitlines()] for run in ("straight", "split")}
     assert lines["straight"] == lines["split"]  # one line per step (log_kimg = one batch): same losses, no repeats
     assert [x["step"] for x in lines["split"]] == [1, 2, 3, 4] and all("loss/G" in x for x in lines["split"])
+    if extra:  # ADA's p moved (and was resumed with the run)
+        assert 0 < lines["split"][-1]["augment/p"] and a["augment.p"] == b["augment.p"] > 0
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k

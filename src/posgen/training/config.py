@@ -3,8 +3,10 @@ reference values from DESIGN.md as defaults). Plain dataclasses: importing this 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
+
+from posgen.errors import ConfigError
 
 
 @dataclass
@@ -31,6 +33,62 @@ class MultiScaleConfig:
                 raise ValueError(f"multiscale.probs has {len(self.probs)} values for {len(self.sizes)} sizes")
             if any(p < 0 for p in self.probs) or not math.isclose(sum(self.probs), 1.0, abs_tol=1e-6):
                 raise ValueError(f"multiscale.probs must be non-negative and sum to 1, got {list(self.probs)}")
+
+
+@dataclass
+class AugmentConfig:
+    """Adaptive discriminator augmentation (`posgen.training.augment.Augment`, StyleGAN2-ADA): what
+    it draws and how its controller moves p. A multiplier scales the probability with which its
+    transform is applied (prob = min(1, multiplier x p)); 0 turns it off."""
+
+    enabled: bool = False            # off: D sees the images as they are (every run before ADA)
+
+    # geometric group (probability min(p, geometric_p_max) x multiplier)
+    xflip: float = 0.0               # off by default: a mirrored digit is no digit, and the flip moves
+                                     # a top-left bias to the top right (1 for mirror-symmetric data)
+    translate: float = 1.0           # integer translation
+    scale: float = 1.0               # isotropic scaling
+    rotate: float = 1.0              # arbitrary rotation about the image centre
+    # colour group (probability p x multiplier)
+    brightness: float = 1.0
+    contrast: float = 1.0
+    hue: float = 1.0                 # hue rotation (RGB images only)
+    saturation: float = 1.0          # (RGB images only)
+    # cutout (probability p x multiplier)
+    cutout: float = 1.0
+    # strengths (App. B)
+    translate_max: float = 0.125     # of the image width / height
+    scale_std: float = 0.2           # log2 of the scale factor ~ N(0, scale_std^2)
+    rotate_max: float = 1.0          # angle ~ U(-rotate_max, rotate_max) x pi
+    brightness_std: float = 0.2
+    contrast_std: float = 0.5        # log2
+    hue_max: float = 1.0             # x pi
+    saturation_std: float = 1.0      # log2
+    cutout_size: float = 0.5         # side of the square, fraction of the image
+    padding: Literal["reflection", "constant"] = "reflection"  # what geometric transforms reveal
+    fill: float = -1.0               # the value revealed with padding="constant" (-1: black)
+    # controller (Sec. 3)
+    target: float = 0.6              # r_t the controller steers to
+    speed_kimg: float = 500.0        # p can go 0 -> 1 in this many thousand images
+    p_max: float = 0.8               # p never exceeds this (Sec. 2.3: leaks above about 0.8)
+    geometric_p_max: float = 0.6     # geometric transforms run with probability <= this
+    fixed_p: float | None = None     # a constant p (used as given, p_max aside): the controller only records r_t
+
+    def validate(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if number and f.name != "fill" and (not math.isfinite(v) or v < 0):
+                raise ConfigError(f"augment.{f.name} must be a finite number >= 0, got {v}")
+        for name in ("p_max", "geometric_p_max", "target", "cutout_size"):
+            if getattr(self, name) > 1:
+                raise ConfigError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.speed_kimg <= 0:
+            raise ConfigError(f"augment.speed_kimg must be > 0, got {self.speed_kimg}")
+        if self.fixed_p is not None and not 0 <= self.fixed_p <= 1:
+            raise ConfigError(f"augment.fixed_p must be in [0, 1] or None, got {self.fixed_p}")
+        if self.padding not in ("reflection", "constant"):
+            raise ConfigError(f"augment.padding must be 'reflection' or 'constant', got {self.padding!r}")
 
 
 @dataclass
@@ -85,6 +143,7 @@ class GANTrainConfig(TrainConfig):
     w_avg_beta: float = 0.995      # tracking of the mean w for truncation
     blur_sigma: float = 0.0        # StyleGAN3: Gaussian blur of D's inputs, sigma in pixels at the start ...
     blur_fade_kimg: float = 200.0  # ... fading linearly to 0 over this many kimg
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     multiscale: MultiScaleConfig = field(default_factory=MultiScaleConfig)
 
     def validate(self) -> None:
@@ -95,6 +154,7 @@ class GANTrainConfig(TrainConfig):
             raise ValueError("train.r1_gamma and train.blur_sigma must be >= 0 and train.blur_fade_kimg positive")
         if not 0 <= self.style_mixing <= 1:
             raise ValueError(f"train.style_mixing must be a probability, got {self.style_mixing}")
+        self.augment.validate()
         self.multiscale.validate()
 
     def check_run(self, run) -> None:

@@ -26,7 +26,8 @@ from posgen.training.multiscale import MultiScaleSampler, step_generator
 from posgen.viz import save_image_grid
 
 # stream ids for step_generator
-_DATA, _LATENT, _MIX, _FLIP, _NOISE, _CYLINDER = range(6)
+# (7 is the multi-scale sampler's)
+_DATA, _LATENT, _MIX, _FLIP, _NOISE, _CYLINDER, _AUGMENT_G, _AUGMENT_D = 0, 1, 2, 3, 4, 5, 6, 8
 
 
 TRAINING_RENDER = RenderOptions(noise_mode="random")
@@ -79,12 +80,12 @@ class GANTrainer:
             grid = grid.shift(0, -offset)
         return grid
 
-    def _ws(self, step: int, stream_offset: int = 0) -> torch.Tensor:
+    def _ws(self, step: int) -> torch.Tensor:
         t, G = self.cfg.train, self.G
-        gen = step_generator(self.seed, step, _LATENT + 8 * stream_offset)
+        gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen).to(self.device)
         ws = G.mapping(z[0])[:, None].repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
-        mix = step_generator(self.seed, step, _MIX + 8 * stream_offset)
+        mix = step_generator(self.seed, step, _MIX)
         if t.style_mixing > 0 and torch.rand([], generator=mix) < t.style_mixing:
             cutoff = int(torch.randint(1, G.num_ws, [], generator=mix))
             ws[:, cutoff:] = G.mapping(z[1])[:, None]
@@ -103,7 +104,7 @@ class GANTrainer:
         self.D.requires_grad_(False)
         ws = self._ws(step)
         fakes = resize(self.G.synthesize(ws, grid, TRAINING_RENDER), d_size)
-        loss_G = self.loss.generator_loss(fakes, kimg)
+        loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
         _check_finite(loss_G, "G", step)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
@@ -112,7 +113,8 @@ class GANTrainer:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         do_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
-        loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1)
+        loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
+                                                     step_generator(self.seed, step, _AUGMENT_D))
         stats = {"loss/G": loss_G.item(), **stats, "scale": size}
         _check_finite(loss_D, "D", step)
         self.opt_D.zero_grad(set_to_none=True)
@@ -142,9 +144,13 @@ class GANTrainer:
     def kimg(self) -> float:
         return self.step * self.cfg.train.batch_size / 1000
 
+    def _modules(self) -> list[tuple[str, torch.nn.Module]]:
+        stateful = [("G", self.G), ("G_ema", self.G_ema), ("D", self.D)]
+        return stateful + ([("augment", self.loss.augment)] if self.loss.augment is not None else [])
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+        for name, module in self._modules():
             out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
         for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             for idx, st in opt.state_dict()["state"].items():
@@ -152,7 +158,7 @@ class GANTrainer:
         return out
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
-        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+        for name, module in self._modules():
             module.load_state_dict(prefixed(tensors, name))
         for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             sd = opt.state_dict()

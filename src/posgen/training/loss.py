@@ -1,6 +1,8 @@
 """The StyleGAN loss as an object: non-saturating logistic loss with lazy R1 (Karras et al. 2020),
 and the seam where the images D sees are prepared (`d_input`): StyleGAN3's Gaussian blur of D's
-inputs, sigma fading to 0 over the first images (Karras et al. 2021, Sec. 3.2 of the notes).
+inputs, sigma fading to 0 over the first images (Karras et al. 2021, Sec. 3.2 of the notes), then
+adaptive discriminator augmentation (StyleGAN2-ADA, `posgen.training.augment`) of everything D
+sees, reals and fakes alike, differentiably so that G learns the clean distribution.
 """
 from __future__ import annotations
 
@@ -8,40 +10,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from posgen.training.augment import Augment
 from posgen.training.config import GANTrainConfig
 
 
 class StyleGANLoss:
-    """Losses of one GAN run. `D` is the discriminator; `cfg` the GAN training config."""
+    """Losses of one GAN run. `D` is the discriminator; `cfg` the GAN training config. `augment`
+    (an `Augment` with its adaptive p, None when ADA is off) holds state that a resume restores."""
 
     def __init__(self, D: nn.Module, cfg: GANTrainConfig) -> None:
         self.D, self.cfg = D, cfg
+        self.augment = Augment(cfg.augment) if cfg.augment.enabled else None
 
     def blur_sigma(self, kimg: float) -> float:
         """D-input blur in pixels at `kimg`: blur_sigma fading linearly to 0 over blur_fade_kimg."""
         t = self.cfg
         return max(0.0, 1.0 - kimg / t.blur_fade_kimg) * t.blur_sigma if t.blur_sigma > 0 else 0.0
 
-    def d_input(self, images: torch.Tensor, kimg: float) -> torch.Tensor:
-        """What D sees of `images` [N, C, H, W] at `kimg` (identity unless blurring)."""
+    def d_input(self, images: torch.Tensor, kimg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What D sees of `images` [N, C, H, W] at `kimg`: blurred (StyleGAN3's early blur), then
+        augmented (ADA) with random numbers from `generator` (identity when both are off)."""
         sigma = self.blur_sigma(kimg)
-        return gaussian_blur(images, sigma) if sigma > 0 else images
+        if sigma > 0:
+            images = gaussian_blur(images, sigma)
+        return self.augment(images, generator) if self.augment is not None else images
 
-    def discriminate(self, images: torch.Tensor, kimg: float) -> torch.Tensor:
-        return self.D(self.d_input(images, kimg))
+    def discriminate(self, images: torch.Tensor, kimg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.D(self.d_input(images, kimg, generator))
 
-    def generator_loss(self, fakes: torch.Tensor, kimg: float) -> torch.Tensor:
+    def generator_loss(self, fakes: torch.Tensor, kimg: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """Non-saturating loss softplus(-D(G(z)))."""
-        return F.softplus(-self.discriminate(fakes, kimg)).mean()
+        return F.softplus(-self.discriminate(fakes, kimg, generator)).mean()
 
-    def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float,
-                           r1: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float, r1: bool,
+                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """softplus(D(fake)) + softplus(-D(real)), plus the lazy R1 penalty on reals when `r1`
-        (gamma/2 * |grad D(real)|^2, scaled by the interval)."""
+        (gamma/2 * |grad D(real)|^2, scaled by the interval; with ADA, the gradient of D on the
+        augmented reals with respect to the clean ones). With ADA, the reals' mean logit sign
+        (r_t) then moves the augmentation probability p."""
         t = self.cfg
         reals = reals.detach().requires_grad_(r1)
-        real_logits = self.discriminate(reals, kimg)
-        fake_logits = self.discriminate(fakes.detach(), kimg)
+        real_logits = self.discriminate(reals, kimg, generator)
+        fake_logits = self.discriminate(fakes.detach(), kimg, generator)
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         stats = {"loss/D": loss.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item(),
                  "D/real_sign": real_logits.sign().mean().item()}
@@ -50,6 +60,9 @@ class StyleGANLoss:
             penalty = grad.square().sum(dim=(1, 2, 3)).mean()
             loss = loss + penalty * (t.r1_gamma / 2) * t.r1_interval
             stats["loss/R1"] = penalty.item()
+        if self.augment is not None:
+            self.augment.update(stats["D/real_sign"], len(reals))
+            stats.update(self.augment.stats())
         return loss, stats
 
 
