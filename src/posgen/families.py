@@ -17,10 +17,11 @@ from typing import Any
 
 from posgen.config import RunConfig, parse_run_config
 from posgen.errors import ConfigError
-from posgen.models import cips, discriminator, stylegan2
+from posgen.models import cips, discriminator, singan, stylegan2
 from posgen.models.base import Generator
 from posgen.training.config import GANTrainConfig
 from posgen.training.gan import GANTrainer
+from posgen.training.singan import SinGANTrainConfig, SinGANTrainer
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ FAMILIES: dict[str, Family] = {
     "cips": Family(cips.CIPSConfig, cips.Generator, GANTrainConfig, GANTrainer,
                    discriminator.DiscriminatorConfig, discriminator.Discriminator,
                    "CIPS: conditionally-independent pixel synthesis (per-pixel ModFC MLP)"),
+    "singan": Family(singan.SinGANConfig, singan.Generator, SinGANTrainConfig, SinGANTrainer, None, None,
+                     "SinGAN from one image, padded or padding-free, with position-aligned noise (Xu Sec. 3.6)"),
 }
 
 

@@ -123,6 +123,32 @@ def _ffhq256_cips() -> RunConfig:
                         style_mixing=0.0)
 
 
+def _singan(name: str, description: str, *, full: bool = False, **model) -> RunConfig:
+    # SinGAN on scikit-learn's bundled china.jpg (427x640). CPU: longer side 128 (86x128, 6 scales), 32 channels
+    # at every scale, 400 iterations per scale: about 15 minutes on one thread (README benchmarks). Full size:
+    # the official 250 px, channels 32 doubling every 4 scales up to 128, 2000 iterations per scale (GPU).
+    from posgen.config import RunConfig
+    from posgen.data import DataConfig
+    from posgen.models.singan import SinGANConfig
+    from posgen.training.singan import SinGANTrainConfig
+
+    size = dict(max_size=250, max_channels=128) if full else dict(max_size=128, max_channels=32)
+    train = dict(iters_per_scale=2000, snapshot_kimg=2.0) if full else dict(iters_per_scale=400, snapshot_kimg=0.4,
+                                                                            threads=1)
+    return RunConfig(family="singan", name=name, description=description, model=SinGANConfig(**size, **model),
+                     train=SinGANTrainConfig(**train), data=DataConfig(source="sample:china.jpg"))
+
+
+SINGAN_VARIANTS = {  # name suffix -> (summary, model settings)
+    "pad": ("official padding (one zero pad of 5 px at each scale's input)", dict(padding="input")),
+    "nopad": ("padding-free (valid convs on margin-widened lattices; Xu Fig. 1b)", dict(padding="none")),
+    "csg": ("padding-free + Cartesian grid added to the coarsest noise, anchors at the canvas corners (Xu Fig. 7b)",
+            dict(padding="none", encoding="cartesian", encoding_canvas="interp")),
+    "spe": ("padding-free + sinusoid (Eq. 8) added to the coarsest noise (Xu Fig. 7c)",
+            dict(padding="none", encoding="sinusoid")),
+}
+
+
 SPE = dict(input="sinusoid")
 MSPE = dict(input="sinusoid", scale_encoding="sinusoid")
 MSPIE = MultiScaleConfig(sizes=(32, 48, 64), probs=(0.5, 0.25, 0.25), grid="expand")
@@ -180,6 +206,13 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                       "strips (Anokhin Sec. 4.8)", _panorama_cips),
     "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
                      _ffhq256_cips),
+    **{f"singan-{k}": (f"SinGAN on a bundled photo at 128 px (CPU, ~15 min): {summary}",
+                       lambda k=k, summary=summary, m=m: _singan(f"singan-{k}", f"SinGAN, {summary}", **m))
+       for k, (summary, m) in SINGAN_VARIANTS.items()},
+    **{f"singan250-{k}": (f"SinGAN at the official 250 px, 2000 iterations per scale (GPU): {summary}",
+                          lambda k=k, summary=summary, m=m: _singan(f"singan250-{k}", f"SinGAN 250 px, {summary}",
+                                                                    full=True, **m))
+       for k, (summary, m) in SINGAN_VARIANTS.items()},
 }
 
 
