@@ -32,12 +32,22 @@ TINY_MODEL = {  # per generator family: 16 channels, the fewest layers
 
 
 # the preset each family's contract suite (tests/test_contract.py) shrinks with tiny_run
-TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips"}
+TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips", "singan": "singan-pad"}
+
+# families that do not train on the digits: their whole tiny run (SinGAN: china.jpg at 22x32, 2 scales, 8 channels,
+# one iteration per scale)
+TINY_OWN_RUN = {
+    "singan": ["model.max_size=32", "model.min_size=16", "model.scale_factor=0.6", "model.channels=8",
+               "model.max_channels=8", "train.iters_per_scale=1", "train.d_steps=1", "train.g_steps=1",
+               "train.sample_seeds=4", "train.threads=0"],
+}
 
 
 def tiny_run(preset: str = "digits-mspe", *extra: str) -> RunConfig:
     """A preset shrunk to 16x16 digits and 16 channels; `extra` are more key=value overrides."""
     cfg = get_preset(preset)
+    if cfg.family in TINY_OWN_RUN:
+        return apply_overrides(cfg, [*TINY_OWN_RUN[cfg.family], *extra])
     return apply_overrides(cfg, [
         "model.resolution=16", "discriminator.resolution=16", "model.z_dim=16", "model.w_dim=16",
         "model.mapping_layers=2", *TINY_MODEL[cfg.family],

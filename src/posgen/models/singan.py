@@ -323,10 +323,9 @@ class Generator(BaseGenerator):
         if self.cfg.encoding == "sinusoid":
             return self.encoding(coords)
         ref = self.cfg.sizes[0]  # Eq. 6 with the training canvas's coarsest H, W
-        if self.cfg.encoding_canvas == "interp":  # the rendered canvas's extent maps onto the training one's
+        if self.cfg.encoding_canvas == "interp":  # Eq. 6 with the rendered canvas's H, W: anchors at its corners
             h, w = scaled(grid.height, rho), scaled(grid.width, rho)
-            scale = torch.tensor([ref[1] / w, ref[0] / h], dtype=coords.dtype).view(2, 1, 1)
-            coords = (coords + 0.5) * scale - 0.5
+            coords = coords * torch.tensor([ref[1] / w, ref[0] / h], dtype=coords.dtype).view(2, 1, 1)
         return CartesianGrid(ref)(coords)  # Eq. 6
 
     # ---- latents -------------------------------------------------------------------------
