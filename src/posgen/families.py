@@ -17,7 +17,7 @@ from typing import Any
 
 from posgen.config import RunConfig, parse_run_config
 from posgen.errors import ConfigError
-from posgen.models import cips, discriminator, singan, stylegan2
+from posgen.models import cips, dcgan, discriminator, singan, stylegan2
 from posgen.models.base import Generator
 from posgen.training.config import GANTrainConfig
 from posgen.training.gan import GANTrainer
@@ -42,6 +42,9 @@ FAMILIES: dict[str, Family] = {
     "cips": Family(cips.CIPSConfig, cips.Generator, GANTrainConfig, GANTrainer,
                    discriminator.DiscriminatorConfig, discriminator.Discriminator,
                    "CIPS: conditionally-independent pixel synthesis (per-pixel ModFC MLP)"),
+    "dcgan": Family(dcgan.DCGANConfig, dcgan.Generator, GANTrainConfig, GANTrainer,
+                    discriminator.DiscriminatorConfig, discriminator.Discriminator,
+                    "DCGAN (linear input, upsample + conv) with or without padding, + SPE / CSG (Xu Tab. 3-4)"),
     "singan": Family(singan.SinGANConfig, singan.Generator, SinGANTrainConfig, SinGANTrainer, None, None,
                      "SinGAN from one image, padded or padding-free, with position-aligned noise (Xu Sec. 3.6)"),
 }

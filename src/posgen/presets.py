@@ -123,6 +123,14 @@ def _ffhq256_cips() -> RunConfig:
                         style_mixing=0.0)
 
 
+def _digits_dcgan(name: str, description: str, **model) -> RunConfig:
+    # Xu Tab. 4's DCGAN (upsample + 3x3 conv blocks, linear input) at the digits size: 64 channels, z 100
+    from posgen.models.dcgan import DCGANConfig
+
+    return _digits_run(name, description, DCGANConfig(resolution=DIGITS_RES, z_dim=100, channel_base=DIGITS_BASE,
+                                                      channel_max=DIGITS_CMAX, **model), style_mixing=0.0)
+
+
 def _singan(name: str, description: str, *, full: bool = False, **model) -> RunConfig:
     # SinGAN on scikit-learn's bundled china.jpg (427x640). CPU: longer side 128 (86x128, 6 scales), 32 channels
     # at every scale, 400 iterations per scale: about 15 minutes on one thread (README benchmarks). Full size:
@@ -206,6 +214,17 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                       "strips (Anokhin Sec. 4.8)", _panorama_cips),
     "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
                      _ffhq256_cips),
+    "digits-dcgan": ("DCGAN with zero padding (Xu Tab. 4a) on biased digits, 32x32",
+                     lambda: _digits_dcgan("digits-dcgan", "DCGAN with zero padding on biased digits")),
+    "digits-dcgan-nopad": ("DCGAN without padding (Xu Tab. 4b), 32x32",
+                           lambda: _digits_dcgan("digits-dcgan-nopad", "padding-free DCGAN on biased digits",
+                                                 padding="none")),
+    "digits-dcgan-nopad-spe": ("DCGAN without padding, SPE added to the 4x4 input map (Xu Tab. 4c), 32x32",
+                               lambda: _digits_dcgan("digits-dcgan-nopad-spe", "padding-free DCGAN + SPE on biased digits",
+                                                     padding="none", encoding="sinusoid")),
+    "digits-dcgan-nopad-csg": ("DCGAN without padding, Cartesian grid concatenated to the 4x4 input map, 32x32",
+                               lambda: _digits_dcgan("digits-dcgan-nopad-csg", "padding-free DCGAN + CSG on biased digits",
+                                                     padding="none", encoding="cartesian")),
     **{f"singan-{k}": (f"SinGAN on a bundled photo at 128 px (CPU, ~15 min): {summary}",
                        lambda k=k, summary=summary, m=m: _singan(f"singan-{k}", f"SinGAN, {summary}", **m))
        for k, (summary, m) in SINGAN_VARIANTS.items()},

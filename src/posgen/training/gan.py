@@ -19,7 +19,7 @@ from posgen.config import RunConfig
 from posgen.data import open_dataset
 from posgen.errors import TrainingError
 from posgen.grid import Canvas, Grid
-from posgen.models.base import RenderOptions
+from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.sampling import render_seeds
 from posgen.training.loss import StyleGANLoss
 from posgen.training.multiscale import MultiScaleSampler, step_generator
@@ -84,12 +84,19 @@ class GANTrainer:
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen).to(self.device)
+        if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
+            return z[0]
         ws = G.mapping(z[0])[:, None].repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
         mix = step_generator(self.seed, step, _MIX)
         if t.style_mixing > 0 and torch.rand([], generator=mix) < t.style_mixing:
             cutoff = int(torch.randint(1, G.num_ws, [], generator=mix))
             ws[:, cutoff:] = G.mapping(z[1])[:, None]
         return ws
+
+    def _fakes(self, ws: torch.Tensor, grid: Grid) -> torch.Tensor:
+        if isinstance(self.G, MappedGenerator):
+            return self.G.synthesize(ws, grid, TRAINING_RENDER)
+        return self.G.render(ws, grid)  # ws: z for a mapping-free generator
 
     def train_step(self) -> dict[str, float]:
         t, step = self.cfg.train, self.step
@@ -103,7 +110,7 @@ class GANTrainer:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         ws = self._ws(step)
-        fakes = resize(self.G.synthesize(ws, grid, TRAINING_RENDER), d_size)
+        fakes = resize(self._fakes(ws, grid), d_size)
         loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
         _check_finite(loss_G, "G", step)
         self.opt_G.zero_grad(set_to_none=True)
@@ -128,7 +135,8 @@ class GANTrainer:
     @torch.no_grad()
     def _update_averages(self, ws: torch.Tensor) -> None:
         t = self.cfg.train
-        self.G.mapping.w_avg.lerp_(ws[:, 0].mean(0), 1 - t.w_avg_beta)
+        if isinstance(self.G, MappedGenerator):
+            self.G.mapping.w_avg.lerp_(ws[:, 0].mean(0), 1 - t.w_avg_beta)
         images_seen = (self.step + 1) * t.batch_size
         ema_images = t.ema_kimg * 1000
         if t.ema_rampup is not None:
