@@ -32,7 +32,7 @@ TINY_MODEL = {  # per generator family: 16 channels, the fewest layers
 
 
 # the preset each family's contract suite (tests/test_contract.py) shrinks with tiny_run
-TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips", "singan": "singan-pad", "dcgan": "digits-dcgan-nopad-spe"}
+TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips", "singan": "singan-pad", "ddpm": "digits-ddpm-mspe", "dcgan": "digits-dcgan-nopad-spe"}
 
 # families whose tiny run is not the shared one above: SinGAN (china.jpg at 22x32, 2 scales, 8 channels, one
 # iteration per scale) and DCGAN (no mapping network)
@@ -40,6 +40,11 @@ TINY_OWN_RUN = {
     "singan": ["model.max_size=32", "model.min_size=16", "model.scale_factor=0.6", "model.channels=8",
                "model.max_channels=8", "train.iters_per_scale=1", "train.d_steps=1", "train.g_steps=1",
                "train.sample_seeds=4", "train.threads=0"],
+    # DDPM: 16x16 digits, widths 8/16, T = 20 (every sampler is a few network calls)
+    "ddpm": ["model.resolution=16", "model.channels=8", "model.channel_mult=[1,2]", "model.num_res_blocks=1",
+             "model.norm_groups=4", "model.timesteps=20", "model.ddpm_steps=20", "model.ddim_steps=3",
+             "data.digits.canvas=[16,16]", "data.digits.region=[0,0,8,8]", "train.batch_size=4", "train.kimg=0.016",
+             "train.snapshot_kimg=0.008", "train.sample_seeds=4", "train.sample_steps=2", "train.threads=0"],
     "dcgan": ["model.resolution=16", "discriminator.resolution=16", "model.z_dim=16", "model.channel_base=128",
               "model.channel_max=16", "discriminator.channel_base=128", "discriminator.channel_max=16",
               "data.digits.canvas=[16,16]", "data.digits.region=[0,0,8,8]", "train.batch_size=4", "train.kimg=0.016",

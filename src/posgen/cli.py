@@ -185,6 +185,10 @@ def render_options(args: argparse.Namespace) -> dict:
         options["noise_mode"] = args.noise
     if getattr(args, "chunk_points", None) is not None:
         options["chunk_points"] = args.chunk_points
+    if getattr(args, "steps", None) is not None:
+        options["steps"] = args.steps
+    if getattr(args, "sampler", None) is not None:
+        options["sampler"] = args.sampler
     return options
 
 
@@ -194,7 +198,8 @@ def _refusing(fn):
         return fn()
     except CapabilityError as e:
         raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
-                         .replace("chunk_points", "--chunk-points")) from None
+                         .replace("chunk_points", "--chunk-points")
+                         .replace("steps needs", "--steps/--sampler needs")) from None
 
 
 def output_folder(path: str) -> Path:
@@ -322,6 +327,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from posgen.apps.reconstruct import ReconstructionSettings, reconstruction_study
+    from posgen.sampling import load
+
+    _check_device(args.device)
+    out = output_folder(args.out)
+    models = {}
+    for path in args.checkpoint:
+        G, cfg, _ = load(path, args.device)
+        if G.family != "ddpm":
+            raise UsageError(f"reconstruct needs ddpm models (a reverse process); {path} is a {G.family} model")
+        models[cfg.name if cfg.name not in models else path] = G
+    try:
+        times = tuple(int(t) for t in args.times.split(","))
+    except ValueError:
+        raise UsageError(f"malformed --times {args.times!r}: use e.g. 100,300,500") from None
+    settings = ReconstructionSettings(times=times, num_images=args.num_images, stride=args.stride,
+                                      region=args.region or ReconstructionSettings().region, canvas=args.size,
+                                      seed=args.seed)
+    record = reconstruction_study(models, out, settings)
+    for name, by_t in record["models"].items():
+        print(f"{name}: ink share in the input region " + ", ".join(f"t={t} {v['in_input_region']:.2f}"
+                                                                   for t, v in by_t.items()))
+    print(f"wrote {out / 'reconstruction.png'}, reconstruction-placement.png and reconstruction.json")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from posgen.apps.report import ReportSettings, write_report
 
@@ -417,6 +449,10 @@ def add_render_options(s: argparse.ArgumentParser) -> None:
                    help="noise inputs (default const: a fixed field aligned with the grid)")
     s.add_argument("--truncation", type=_finite("truncation"), metavar="PSI",
                    help="truncation psi towards the mean w (default 1: none)")
+    s.add_argument("--steps", type=_positive("steps", int), metavar="N",
+                   help="sampling steps of an iterative sampler (ddpm; default from the model's config)")
+    s.add_argument("--sampler", choices=["ddpm", "ddim"],
+                   help="ddpm: ancestral (respaced when --steps < T); ddim: deterministic (ddpm models only)")
 
 
 # options taking a value that may start with "-" (argparse would read "-3,2" as an option)
@@ -497,6 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("reconstruct", help="DDPM stochastic reconstruction of digits at an unseen position (Choi Fig. 9)")
+    s.add_argument("--checkpoint", action="append", required=True,
+                   help="ddpm checkpoint, run directory or shipped model name; repeat for each model")
+    s.add_argument("--out", required=True, help="output folder for reconstruction.png / .json")
+    s.add_argument("--times", default="100,200,300,400,500,600,700,800,900", help="encoding steps t (default 100..900)")
+    s.add_argument("--num-images", type=_positive("num-images", int), default=32, help="digits measured per t")
+    s.add_argument("--stride", type=_positive("stride", int), default=1,
+                   help="decode with every N-th step (respaced ancestral sampler; default 1: all t steps)")
+    s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
+                   help="where the input digits sit (default 16,16,16,16: bottom-right, never seen in training)")
+    s.add_argument("--size", type=parse_size, help="canvas HxW (default the training canvas; larger: an expand grid)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.set_defaults(fn=cmd_reconstruct)
 
     s = sub.add_parser("report", help="HTML report card comparing generators side by side")
     s.add_argument("--checkpoint", action="append", required=True,

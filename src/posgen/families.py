@@ -17,9 +17,10 @@ from typing import Any
 
 from posgen.config import RunConfig, parse_run_config
 from posgen.errors import ConfigError
-from posgen.models import cips, dcgan, discriminator, singan, stylegan2
+from posgen.models import cips, dcgan, discriminator, singan, stylegan2, unet
 from posgen.models.base import Generator
-from posgen.training.config import GANTrainConfig
+from posgen.training.config import DDPMTrainConfig, GANTrainConfig
+from posgen.training.ddpm import DDPMTrainer
 from posgen.training.gan import GANTrainer
 from posgen.training.singan import SinGANTrainConfig, SinGANTrainer
 
@@ -47,6 +48,8 @@ FAMILIES: dict[str, Family] = {
                     "DCGAN (linear input, upsample + conv) with or without padding, + SPE / CSG (Xu Tab. 3-4)"),
     "singan": Family(singan.SinGANConfig, singan.Generator, SinGANTrainConfig, SinGANTrainer, None, None,
                      "SinGAN from one image, padded or padding-free, with position-aligned noise (Xu Sec. 3.6)"),
+    "ddpm": Family(unet.UNetConfig, unet.DDPM, DDPMTrainConfig, DDPMTrainer, None, None,
+                   "DDPM: U-Net denoiser, baseline or with MS-PE (Choi Sec. 4.5); DDPM / DDIM sampling"),
 }
 
 

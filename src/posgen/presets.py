@@ -157,9 +157,35 @@ SINGAN_VARIANTS = {  # name suffix -> (summary, model settings)
 }
 
 
+def _ddpm(name: str, description: str, *, paper: bool = False, **model) -> RunConfig:
+    # DDPM on the biased digits (Choi Sec. 4.5: colour digits in the top-left). CPU (32x32): widths 32/64/64,
+    # one residual block per level, attention at 8x8; about 0.3 s per batch-16 step on one thread, so
+    # --minutes 20 sees ~60 kimg; lr 5e-4 with a short warmup for such runs. Paper (GPU, 64x64): four
+    # resolutions 64..8, attention at 8x8 (Choi App. C.2), Ho et al.'s width 128 and two blocks per level,
+    # dropout 0.1, batch 16, 9.6M images, Adam (0, 0.99) at Ho's lr 2e-4 (Choi App. C.3).
+    from posgen.config import RunConfig
+    from posgen.data import BiasedDigitsConfig, DataConfig
+    from posgen.models.unet import UNetConfig
+    from posgen.training.config import DDPMTrainConfig
+
+    if paper:
+        net = UNetConfig(resolution=64, channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2, dropout=0.1, **model)
+        train = DDPMTrainConfig(batch_size=16, kimg=9600, snapshot_kimg=200, warmup_kimg=80, ema_kimg=500)
+        digits = BiasedDigitsConfig(canvas=(64, 64), region=(0, 0, 32, 32), colors=None, copies=4, jitter=4)
+    else:
+        net = UNetConfig(resolution=DIGITS_RES, channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, norm_groups=8,
+                         **model)
+        train = DDPMTrainConfig(batch_size=16, kimg=100, snapshot_kimg=10, lr=5e-4, warmup_kimg=1, ema_kimg=2)
+        digits = BiasedDigitsConfig(colors=None, copies=4, jitter=2)
+    return RunConfig(family="ddpm", name=name, description=description, model=net, train=train,
+                     data=DataConfig(source="digits", digits=digits))
+
+
 SPE = dict(input="sinusoid")
 MSPE = dict(input="sinusoid", scale_encoding="sinusoid")
 MSPIE = MultiScaleConfig(sizes=(32, 48, 64), probs=(0.5, 0.25, 0.25), grid="expand")
+# Choi Sec. 4.2 draws 256..512 per iteration and resizes G's image to 256 for D: the digits' 1x..2x
+MSPE_RESIZE = MultiScaleConfig(sizes=(32, 40, 48, 56, 64), grid="interp", resize_to_discriminator=True)
 MSPIE_INTERP = MultiScaleConfig(sizes=(32, 48, 64), probs=(0.5, 0.25, 0.25), grid="interp")
 
 PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
@@ -169,6 +195,9 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                     lambda: _digits("digits-sspe", "SS-PE on biased digits", **SPE)),
     "digits-mspe": ("MS-PE: sinusoid at every scale with learnable gamma (Choi Eq. 3-5), 32x32",
                     lambda: _digits("digits-mspe", "MS-PE on biased digits", **MSPE)),
+    "digits-mspe-resize": ("MS-PE with random resizing (Choi Sec. 4.2, Fig. 6d): canvases 32..64 zoomed, resized to "
+                           "D's 32x32", lambda: _digits("digits-mspe-resize", "MS-PE + random resizing on biased digits",
+                                                         multiscale=MSPE_RESIZE, **MSPE)),
     "digits-nopad": ("Padding-free baseline: learned constant input, no zero padding (Xu Tab. 2c), 32x32",
                      lambda: _digits("digits-nopad", "padding-free constant-input StyleGAN2 on biased digits",
                                      padding="none")),
@@ -210,6 +239,9 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
     "digits-cips-ne": ("CIPS-NE: CIPS without coordinate embeddings, Fourier features only (Anokhin Tab. 3), 32x32",
                        lambda: _digits_cips("digits-cips-ne", "CIPS-NE (no coordinate embeddings) on biased digits",
                                             embedding=False)),
+    "digits-cips-nofourier": ("CIPS without Fourier features, coordinate embeddings only (Anokhin Tab. 3), 32x32",
+                              lambda: _digits_cips("digits-cips-nofourier",
+                                                   "CIPS without Fourier features on biased digits", fourier=False)),
     "panorama-cips": ("CIPS on a 128-pixel cylinder trained on 32x32 crops of a bundled photo: seamless 360-degree "
                       "strips (Anokhin Sec. 4.8)", _panorama_cips),
     "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
@@ -232,6 +264,16 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                           lambda k=k, summary=summary, m=m: _singan(f"singan250-{k}", f"SinGAN 250 px, {summary}",
                                                                     full=True, **m))
        for k, (summary, m) in SINGAN_VARIANTS.items()},
+    "digits-ddpm": ("DDPM baseline U-Net (zero padding only) on biased digits, 32x32 (CPU, ~20 min)",
+                    lambda: _ddpm("digits-ddpm", "DDPM baseline on biased digits")),
+    "digits-ddpm-mspe": ("DDPM with MS-PE: sinusoids after each encoder level and upsampling (Choi Sec. 4.5), 32x32",
+                         lambda: _ddpm("digits-ddpm-mspe", "DDPM with MS-PE on biased digits",
+                                       positional_encoding="sinusoid")),
+    "digits64-ddpm": ("DDPM baseline at Choi et al.'s 64x64 on biased digits, batch 16, 9.6M images (GPU)",
+                      lambda: _ddpm("digits64-ddpm", "DDPM baseline on biased digits, 64x64", paper=True)),
+    "digits64-ddpm-mspe": ("DDPM with MS-PE as in Choi et al. Sec. 4.5 / App. C.2, 64x64 (GPU)",
+                           lambda: _ddpm("digits64-ddpm-mspe", "DDPM with MS-PE on biased digits, 64x64",
+                                         paper=True, positional_encoding="sinusoid")),
 }
 
 

@@ -166,3 +166,31 @@ class GANTrainConfig(TrainConfig):
         ms = self.multiscale
         if ms.sizes and not ms.resize_to_discriminator and not run.discriminator.adaptive_pool:
             raise ValueError("multi-scale training without resize_to_discriminator needs discriminator.adaptive_pool=true")
+
+
+@dataclass
+class DDPMTrainConfig(TrainConfig):
+    """The DDPM trainer (`posgen.training.ddpm.DDPMTrainer`): L_simple (Ho et al. Eq. 14) with Adam
+    betas (0, 0.99) as Choi et al. (App. C.3), Ho et al.'s learning-rate warmup, gradient clipping
+    at norm 1 and an EMA of the weights."""
+
+    lr: float = 2e-4                      # Ho et al.
+    betas: tuple[float, float] = (0.0, 0.99)  # Choi et al. App. C.3
+    warmup_kimg: float = 80.0             # linear lr warmup (Ho: 5000 steps)
+    grad_clip: float = 1.0                # max gradient norm (0: off)
+    ema_kimg: float = 10.0                # EMA half-life in thousands of images
+    ema_rampup: float | None = 0.05       # half-life limited to this fraction of images seen (short runs)
+    xflip: bool = False                   # Choi et al.: no augmentation
+    sample_sampler: Literal["ddpm", "ddim"] = "ddim"  # snapshot sheets: a fast sampler ...
+    sample_steps: int = 50                # ... with this many steps
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.lr > 0 or self.warmup_kimg < 0 or self.grad_clip < 0 or not self.ema_kimg > 0:
+            raise ValueError("train.lr and train.ema_kimg must be positive, warmup_kimg and grad_clip >= 0")
+        if self.sample_steps < 1:
+            raise ValueError("train.sample_steps must be positive")
+
+    def check_run(self, run) -> None:
+        if run.discriminator is not None:
+            raise ValueError("a DDPM run has no discriminator section")
