@@ -32,8 +32,8 @@ def reconstruct(G, images: torch.Tensor, t: int, grid: Grid | None = None, *, st
                 seed: int = 0) -> torch.Tensor:
     """Encode images [N, C, H, W] in [-1, 1] to Ho's step t (array index t - 1) and decode with G's
     reverse process (ancestral DDPM; every `stride`-th step, respaced, when stride > 1) on `grid`
-    (default: a lattice of the images' size at the training spacing). Image i's noise comes from
-    seed (seed, i), so results do not depend on the batch."""
+    (default: a lattice of the images' size at the training spacing). Image i of the batch draws its
+    encoding and decoding noise from RNG (seed, i): the same call gives the same reconstructions."""
     T = G.diffusion.num_timesteps
     if not 1 <= t <= T:
         raise ValueError(f"t must be in 1..{T}, got {t}")
