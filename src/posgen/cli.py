@@ -318,6 +318,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
     record.update({"data": data.source, "size": list(grid.size), "zoom": zoom, "shift": list(args.shift or (0, 0)),
                    "rotate": canvas.rotate, "noise": args.noise or "const", "truncation": args.truncation or 1.0, "num_samples": args.num_samples,
+                   "steps": args.steps, "sampler": args.sampler,
                    "feature_extractor": extractor, "real_vs_real": args.real_vs_real, "results": results})
     line = to_json(record)
     print(line)
