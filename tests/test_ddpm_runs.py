@@ -9,8 +9,10 @@ import torch
 
 from conftest import tiny_run
 from posgen import checkpoint
-from posgen.apps.reconstruct import ReconstructionSettings, input_digits, placement_stats, reconstruct
+from posgen.apps.reconstruct import (ReconstructionSettings, input_digits, placement_stats, reconstruct,
+                                     reconstruction_study)
 from posgen.cli import main
+from posgen.errors import CapabilityError
 from posgen.families import build_generator
 from posgen.training.loop import train
 
@@ -43,7 +45,7 @@ def test_resume_continues_exactly(ddpm_run, tmp_path):
     assert all("loss/eps" in line for line in lines)
 
 
-def test_a_fresh_network_reconstructs_at_t_1_and_results_follow_the_seed():
+def test_a_fresh_network_reconstructs_at_t_1_and_results_follow_the_seed(tmp_path):
     G = build_generator(tiny_run("digits-ddpm-mspe")).eval()  # zero-initialised output: predicts eps = 0
     settings = ReconstructionSettings(num_images=3, region=(8, 8, 8, 8))
     x = input_digits(settings, (16, 16))
@@ -58,6 +60,9 @@ def test_a_fresh_network_reconstructs_at_t_1_and_results_follow_the_seed():
     assert stats["iou"] == pytest.approx(1.0) and 8 <= stats["center_y"] <= 16 and 8 <= stats["center_x"] <= 16
     with pytest.raises(ValueError, match="t must be in 1..20"):
         reconstruct(G, x, 21)
+    base = build_generator(tiny_run("digits-ddpm-mspe", "model.positional_encoding=none")).eval()
+    with pytest.raises(CapabilityError, match="^--shift needs a generator that renders on shifted grids; b is a ddpm"):
+        reconstruction_study({"b": base}, tmp_path, ReconstructionSettings(times=(2,), shift=(1, 1), region=(8, 8, 8, 8)), progress=False)
 
 
 def test_cli_generate_steps_sampler_and_reconstruct(ddpm_run, tmp_path, capsys):
@@ -70,7 +75,7 @@ def test_cli_generate_steps_sampler_and_reconstruct(ddpm_run, tmp_path, capsys):
     assert "--truncation needs a generator with a mapping network" in capsys.readouterr().err
     rec = tmp_path / "rec"
     assert main(["reconstruct", "--checkpoint", str(ddpm_run), "--out", str(rec), "--times", "5,10",
-                 "--num-images", "2", "--region", "8,8,8,8", "--stride", "2"]) == 0
+                 "--num-images", "2", "--region", "8,8,8,8", "--stride", "2", "--shift", "2,-3"]) == 0
     record = json.loads((rec / "reconstruction.json").read_text())
     assert set(record["models"]["digits-ddpm-mspe"]) == {"5", "10"}
     assert (rec / "reconstruction.png").is_file() and (rec / "reconstruction-placement.png").is_file()

@@ -346,7 +346,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         raise UsageError(f"malformed --times {args.times!r}: use e.g. 100,300,500") from None
     settings = ReconstructionSettings(times=times, num_images=args.num_images, stride=args.stride,
                                       region=args.region or ReconstructionSettings().region, canvas=args.size,
-                                      seed=args.seed)
+                                      shift=args.shift, seed=args.seed)
     record = reconstruction_study(models, out, settings)
     for name, by_t in record["models"].items():
         print(f"{name}: ink share in the input region " + ", ".join(f"t={t} {v['in_input_region']:.2f}"
@@ -546,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="where the input digits sit (default 16,16,16,16: bottom-right, never seen in training)")
     s.add_argument("--size", type=parse_size, help="canvas HxW (default the training canvas; larger: an expand grid)")
+    s.add_argument("--shift", type=parse_shift, metavar="DY,DX",
+                   help="decode on the grid shifted by DY,DX (models with the shift capability: MS-PE)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.set_defaults(fn=cmd_reconstruct)

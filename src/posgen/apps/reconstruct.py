@@ -22,6 +22,7 @@ import torch
 from posgen.data.digits import BiasedDigitsConfig, make_biased_digits
 from posgen.grid import Grid
 from posgen.metrics.coverage import ink, placement
+from posgen.models.base import require
 from posgen.viz import pyplot, save_panels
 
 TIMES = (100, 200, 300, 400, 500, 600, 700, 800, 900)
@@ -73,6 +74,7 @@ class ReconstructionSettings:
     stride: int = 1               # reverse-process stride (1: every step, as Ho / Choi)
     region: tuple[int, int, int, int] = (16, 16, 16, 16)  # where the inputs sit (default bottom-right: unseen)
     canvas: tuple[int, int] | None = None  # None: the training canvas; larger: an "expand" grid
+    shift: tuple[float, float] | None = None  # render on the training grid shifted by (dy, dx) (MS-PE models)
     seed: int = 0
     digits: dict = field(default_factory=lambda: dict(colors=None, jitter=2, seed=123))
 
@@ -98,6 +100,10 @@ def reconstruction_study(models: dict[str, object], out: str | Path, settings: R
     first = next(iter(models.values()))
     inputs = input_digits(settings, first.default_grid().size)
     grid = Grid(*inputs.shape[-2:])
+    if settings.shift is not None:
+        for name, G in models.items():
+            require(G, "shift", "--shift", name)
+        grid = grid.shift(*settings.shift)
     record = {"settings": asdict(settings), "input": placement_stats(inputs, inputs, settings.region, training_region),
               "models": {}}
     rows: dict[str, list[torch.Tensor]] = {"input": [inputs[:settings.shown]] * len(settings.times)}
