@@ -147,6 +147,14 @@ def _singan(name: str, description: str, *, full: bool = False, **model) -> RunC
                      train=SinGANTrainConfig(**train), data=DataConfig(source="sample:china.jpg"))
 
 
+DCGAN_VARIANTS = {  # name suffix -> (summary, model settings)
+    "": ("DCGAN with zero padding (Xu Tab. 4a)", {}),
+    "-nopad": ("DCGAN without padding (Xu Tab. 4b)", dict(padding="none")),
+    "-nopad-spe": ("DCGAN without padding, SPE added to the 4x4 input map (Xu Tab. 4c)",
+                   dict(padding="none", encoding="sinusoid")),
+    "-nopad-csg": ("DCGAN without padding, Cartesian grid concatenated to the 4x4 input map",
+                   dict(padding="none", encoding="cartesian")),
+}
 SINGAN_VARIANTS = {  # name suffix -> (summary, model settings)
     "pad": ("official padding (one zero pad of 5 px at each scale's input)", dict(padding="input")),
     "nopad": ("padding-free (valid convs on margin-widened lattices; Xu Fig. 1b)", dict(padding="none")),
@@ -246,17 +254,8 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                       "strips (Anokhin Sec. 4.8)", _panorama_cips),
     "ffhq256-cips": ("CIPS at 256x256 as in Anokhin et al.: 14 ModFC layers of width 512, batch 16 (GPU)",
                      _ffhq256_cips),
-    "digits-dcgan": ("DCGAN with zero padding (Xu Tab. 4a) on biased digits, 32x32",
-                     lambda: _digits_dcgan("digits-dcgan", "DCGAN with zero padding on biased digits")),
-    "digits-dcgan-nopad": ("DCGAN without padding (Xu Tab. 4b), 32x32",
-                           lambda: _digits_dcgan("digits-dcgan-nopad", "padding-free DCGAN on biased digits",
-                                                 padding="none")),
-    "digits-dcgan-nopad-spe": ("DCGAN without padding, SPE added to the 4x4 input map (Xu Tab. 4c), 32x32",
-                               lambda: _digits_dcgan("digits-dcgan-nopad-spe", "padding-free DCGAN + SPE on biased digits",
-                                                     padding="none", encoding="sinusoid")),
-    "digits-dcgan-nopad-csg": ("DCGAN without padding, Cartesian grid concatenated to the 4x4 input map, 32x32",
-                               lambda: _digits_dcgan("digits-dcgan-nopad-csg", "padding-free DCGAN + CSG on biased digits",
-                                                     padding="none", encoding="cartesian")),
+    **{f"digits-dcgan{k}": (f"{summary}, 32x32", lambda k=k, summary=summary, m=m: _digits_dcgan(
+        f"digits-dcgan{k}", f"{summary} on biased digits", **m)) for k, (summary, m) in DCGAN_VARIANTS.items()},
     **{f"singan-{k}": (f"SinGAN on a bundled photo at 128 px (CPU, ~15 min): {summary}",
                        lambda k=k, summary=summary, m=m: _singan(f"singan-{k}", f"SinGAN, {summary}", **m))
        for k, (summary, m) in SINGAN_VARIANTS.items()},
