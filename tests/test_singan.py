@@ -219,3 +219,20 @@ def test_training_runs_every_padding_and_resumes_exactly(tmp_path):
                 assert torch.equal(a[k], b[k]), (variant, k)
         G, _, _ = checkpoint.load_generator(whole)
         assert float(G.noise_amp[1]) != 1.0 and 0 < float(G.noise_amp[1]) < 1  # 0.1 x reconstruction RMSE
+
+
+# ---- the study's measurements (posgen.apps.singan) -------------------------------------------
+def test_study_measures_regions_and_layout():
+    from posgen.apps.singan import layout_distance, region_masks, region_swd
+
+    masks = region_masks(40, 60, 8)
+    assert masks["border"][0, 0] and not masks["border"][15, 25] and masks["centre"][15, 25]
+    assert not (masks["border"] & masks["centre"]).any()
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(1, 3, 40, 60, generator=gen) * 2 - 1
+    real = torch.nn.functional.avg_pool2d(real, 3, 1, 1)  # some texture
+    assert layout_distance(real, real, 10) == 0
+    assert layout_distance(real.flip(-1), real, 10) > 0
+    same = region_swd(real.expand(4, -1, -1, -1), real, 8, 64, seed=0)
+    other = region_swd(torch.zeros(4, 3, 40, 60) + 0.5, real, 8, 64, seed=0)
+    assert same["swd_border"] < other["swd_border"] / 5 and same["swd_centre"] < other["swd_centre"] / 5
