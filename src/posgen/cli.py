@@ -431,6 +431,153 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_list(name: str):
+    """argparse type: '0-3,5' -> [0, 1, 2, 3, 5] for option --name."""
+    def parse(text: str) -> list[int]:
+        try:
+            return parse_seeds(text)
+        except UsageError:
+            raise UsageError(f"malformed --{name} {text!r}: use e.g. 0-3,5") from None
+    return parse
+
+
+def _numbers(name: str, count: int | None = None):
+    """argparse type: comma-separated finite numbers (exactly `count` of them when given)."""
+    def parse(text: str) -> list[float]:
+        values = [_finite(name)(v) for v in text.split(",") if v.strip()]
+        if not values or (count is not None and len(values) != count):
+            raise UsageError(f"malformed --{name} {text!r}: give {count or 'one or more'} comma-separated numbers")
+        return values
+    return parse
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from posgen.apps import projection as P
+
+    if args.experiment:
+        from posgen.apps.inversion import ExperimentSettings, run_all
+
+        settings = ExperimentSettings(models=tuple(args.models.split(",")), count=args.count, steps=args.steps,
+                                      grid_count=args.grid_count)
+        run_all(args.out, settings, parts=tuple(args.parts.split(",")))
+        print(f"wrote {args.parts} to {args.out} (figures, inversion.json, sefa.json, apps-numbers.md)")
+        return 0
+    if not args.checkpoint or (args.image is None) == (args.digit is None):
+        raise UsageError("project needs --checkpoint and one of --image PNG or --digit INDEX (or --experiment)")
+    _check_device(args.device)
+    out = output_folder(args.out)
+    G, cfg, _ = load_model(args.checkpoint, args.device)
+    P.require_mapping(G, args.checkpoint)
+    grid = grid_for(G, canvas_from_args(args), args.checkpoint)
+    if args.image:
+        target = P.read_image(args.image, grid.size, G.cfg.img_channels)
+    else:
+        from posgen.apps.inversion import digit_image
+
+        target = digit_image(cfg.data, args.digit, args.target_shift, args.target_roll, args.target_zoom)
+    pcfg = P.ProjectionConfig(steps=args.steps, w_plus=args.w_plus, features=args.features,
+                              feature_weight=args.feature_weight, optimize_noise=not args.no_noise,
+                              optimize_grid=args.optimize_grid, seed=args.seed)
+    trace = []
+
+    def on_step(step: int, record: dict, images) -> None:
+        if step % max(1, args.steps // 50) == 0 or step == args.steps - 1:
+            trace.append(P.trace_frame(target, images))
+
+    result = P.project(G, target, pcfg, grid=grid, data_source=cfg.data.source, on_step=on_step, progress=True,
+                       model=args.checkpoint)
+    meta = {"checkpoint": str(args.checkpoint), "image": args.image, "digit": args.digit, "w_plus": args.w_plus,
+            "steps": args.steps, "optimize_grid": args.optimize_grid}
+    summary = P.write_outputs(out, result, target, meta, trace)
+    print(f"PSNR {summary['psnr'][0]:.2f} dB"
+          + (f", feature distance {summary['feature_distance'][0]:.4f}" if summary["feature_distance"] else "")
+          + f"; wrote latent.safetensors, reconstruction.png, trace.gif, loss.jsonl to {out}")
+    return 0
+
+
+def load_model(checkpoint: str, device: str):
+    from posgen.sampling import load
+
+    return load(checkpoint, device)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from posgen.apps import projection as P
+    from posgen.apps.sefa import describe, factorize, render_edits
+    from posgen.models.base import RenderOptions
+    from posgen.viz import save_image_grid
+
+    _check_device(args.device)
+    G, cfg, _ = load_model(args.checkpoint, args.device)
+    P.require_mapping(G, args.checkpoint)
+    f = factorize(G, args.layers)
+    if args.list:
+        for row in describe(f, args.list):
+            print(json.dumps(row))
+        if args.out is None:
+            return 0
+    if args.out is None:
+        raise UsageError("edit needs --out FOLDER (or --list K alone to list directions)")
+    out = output_folder(args.out)
+    grid = grid_for(G, canvas_from_args(args), args.checkpoint)
+    options = render_options(args)
+    _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+    if args.latent:
+        ws, _ = P.load_latent(args.latent)
+        if tuple(ws.shape[1:]) != (G.num_ws, G.cfg.w_dim):
+            raise UsageError(f"--latent {args.latent} holds ws of shape {list(ws.shape[1:])}; this generator "
+                             f"takes [{G.num_ws}, {G.cfg.w_dim}]")
+    else:
+        import torch
+
+        with torch.no_grad():
+            ws = G.mapping(G.latents(args.seeds).to(args.device), options.pop("truncation_psi", 1.0))
+        ws = ws[:, None].expand(-1, G.num_ws, -1)
+    ws = ws.to(args.device)
+    out.mkdir(parents=True, exist_ok=True)
+    for d in args.direction:
+        images = render_edits(G, ws, f, d, args.strengths, grid, RenderOptions(**options) if options else None)
+        save_image_grid(images.transpose(0, 1).flatten(0, 1), out / f"direction{d:03d}.png", cols=len(args.strengths))
+    (out / "directions.json").write_text(json.dumps({"layers": f.layers, "strengths": args.strengths,
+                                                     "top": describe(f, max(args.direction) + 1)}, indent=2) + "\n")
+    print(f"wrote {len(args.direction)} edit grids (rows: latents, columns: strengths {args.strengths}) to {out}")
+    return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    from posgen.apps.mixing import style_mix
+    from posgen.models.base import RenderOptions
+    from posgen.viz import save_image_grid
+
+    _check_device(args.device)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise UsageError(f"--out {args.out}: mix writes one .png file")
+    G, cfg, _ = load_model(args.checkpoint, args.device)
+    grid = grid_for(G, canvas_from_args(args), args.checkpoint)
+    options = RenderOptions(**render_options(args))
+    images = _refusing(lambda: style_mix(G, args.rows, args.cols, args.layers, grid, options, args.checkpoint))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image_grid(images, out, cols=len(args.cols) + 1)
+    print(f"wrote a {len(args.rows)}x{len(args.cols)} style-mixing grid (ws {args.layers} from the columns) to {out}")
+    return 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from posgen.apps.video import VideoConfig, render_video
+
+    _check_device(args.device)
+    cfg = VideoConfig(kind=args.kind, frames=args.frames, fps=args.fps, space=args.space,
+                      interpolation=args.interpolation, pan=tuple(args.pan) if args.pan else None,
+                      zoom_range=tuple(args.zoom_range), degrees=args.degrees, upscale=args.upscale)
+    cfg.validate()
+    models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
+    info = _refusing(lambda: render_video(models, args.seeds, cfg, args.out, canvas_from_args(args),
+                                          render_options(args), progress=True))
+    print(f"wrote {info['frames']} frames of {info['height']}x{info['width']} at {cfg.fps:g} fps to {info['path']}")
+    return 0
+
+
 def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None:
     """--size / --zoom / --shift / --roll / --rotate: one meaning in every command (posgen.grid.Canvas)."""
     s.add_argument("--zoom", type=_positive("zoom"),
@@ -457,7 +604,8 @@ def add_render_options(s: argparse.ArgumentParser) -> None:
 
 
 # options taking a value that may start with "-" (argparse would read "-3,2" as an option)
-_SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed")
+_SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed", "--target-shift", "--strengths", "--pan",
+                         "--zoom-range", "--degrees", "--feature-weight")
 
 
 def _join_signed_values(argv: list[str]) -> list[str]:
@@ -600,6 +748,83 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=_positive("minutes"), default=6.0, help="training time when training (default 6)")
     s.add_argument("--train", action="store_true", help="train even when shipped checkpoints exist")
     s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("project", help="invert an image (a file, or a digit at a shift/zoom) into a generator: "
+                                       "latent, reconstruction, trace GIF, per-step loss")
+    s.add_argument("--checkpoint", help="checkpoint file, run directory or shipped model name")
+    s.add_argument("--image", help="target image file (the size of the canvas)")
+    s.add_argument("--digit", type=int, metavar="INDEX", help="target: scikit-learn digit INDEX drawn as the model's data")
+    s.add_argument("--target-shift", type=parse_shift, metavar="DY,DX", help="with --digit: move the digit (whole px)")
+    s.add_argument("--target-roll", action="store_true", help="with --target-shift: circular shift")
+    s.add_argument("--target-zoom", type=int, default=1, help="with --digit: draw it 1, 2 or 4 times larger about "
+                   "the top-left corner")
+    add_canvas_options(s, what="render (the grid projected on, or the start of --optimize-grid)")
+    s.add_argument("--steps", type=_positive("steps", int), default=300)
+    s.add_argument("--w-plus", action="store_true", help="optimise one w per layer (w+) instead of one w")
+    s.add_argument("--features", choices=["auto", "digits", "inception", "none"], default="auto",
+                   help="perceptual distance (default: digits for digits models, inception if its weights exist)")
+    s.add_argument("--feature-weight", type=_finite("feature-weight"), default=0.1)
+    s.add_argument("--no-noise", action="store_true", help="do not optimise the noise inputs")
+    s.add_argument("--optimize-grid", action="store_true", help="also optimise the grid's translation and scale")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--experiment", action="store_true", help="run Choi Fig. 5's inversion experiment, the SeFa "
+                   "equivariance measurement and the pan video on --models (docs/apps.md)")
+    s.add_argument("--models", default="digits-baseline,digits-mspe,digits-mspe-nopad,digits-cips",
+                   help="with --experiment: comma-separated checkpoints")
+    s.add_argument("--count", type=_positive("count", int), default=10, help="with --experiment: digits per transform")
+    s.add_argument("--grid-count", type=int, default=3, help="with --experiment: digits per transform for w + grid")
+    s.add_argument("--parts", default="inversion,sefa,video", help="with --experiment: any of inversion,sefa,video")
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(fn=cmd_project)
+
+    s = sub.add_parser("edit", help="SeFa: list the top directions of the style weights; render latents moved along them")
+    s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name")
+    s.add_argument("--list", type=_positive("list", int), metavar="K", help="print the top K directions (JSON lines)")
+    s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-3"), help="latents to edit (default 0-3)")
+    s.add_argument("--latent", help="edit a projected latent instead (latent.safetensors from `posgen project`)")
+    s.add_argument("--direction", type=_index_list("direction"), default=[0], help="direction indices, e.g. 0-2")
+    s.add_argument("--strengths", type=_numbers("strengths"), default=[-3.0, -1.5, 0.0, 1.5, 3.0],
+                   help="steps along a direction in units of the spread of w along it (default -3,-1.5,0,1.5,3)")
+    s.add_argument("--layers", type=_index_list("layers"), help="ws indices to factorise and edit (default: all "
+                   "modulated non-to-RGB layers)")
+    add_canvas_options(s)
+    add_render_options(s)
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", help="output folder")
+    s.set_defaults(fn=cmd_edit)
+
+    s = sub.add_parser("mix", help="layer-wise style mixing grid: row seeds with the styles of column seeds at --layers")
+    s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name")
+    s.add_argument("--rows", type=parse_seeds, default=parse_seeds("0-3"), help="row seeds (default 0-3)")
+    s.add_argument("--cols", type=parse_seeds, default=parse_seeds("4-7"), help="column seeds (default 4-7)")
+    s.add_argument("--layers", type=_index_list("layers"), default=[0, 1, 2, 3],
+                   help="ws indices taken from the column seeds (default 0-3: the coarse layers)")
+    add_canvas_options(s)
+    add_render_options(s)
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", required=True, help="output .png")
+    s.set_defaults(fn=cmd_mix)
+
+    s = sub.add_parser("video", help="GIF: latent interpolation, or a pan / zoom / rotation of the grid; several "
+                                     "--checkpoint side by side")
+    s.add_argument("--checkpoint", action="append", required=True, help="checkpoint; repeat to compare models (rows)")
+    s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-3"), help="default 0-3")
+    s.add_argument("--kind", choices=["interp", "pan", "zoom", "rotate"], default="interp")
+    s.add_argument("--frames", type=_positive("frames", int), default=60)
+    s.add_argument("--fps", type=_positive("fps"), default=12.0)
+    s.add_argument("--space", choices=["w", "z"], default="w", help="interp: interpolate in w (default) or z")
+    s.add_argument("--interpolation", choices=["slerp", "lerp"], default="slerp")
+    s.add_argument("--pan", type=_numbers("pan", 2), metavar="DY,DX", help="pan: total motion in training pixels "
+                   "(default 0,RESOLUTION)")
+    s.add_argument("--zoom-range", type=_numbers("zoom-range", 2), default=[1.0, 2.0], metavar="FROM,TO")
+    s.add_argument("--degrees", type=_finite("degrees"), default=360.0, help="rotate: total angle")
+    s.add_argument("--upscale", type=_positive("upscale", int), default=4, help="frame pixels per pixel (default 4)")
+    add_canvas_options(s)
+    add_render_options(s)
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", required=True, help="output .gif")
+    s.set_defaults(fn=cmd_video)
     return p
 
 

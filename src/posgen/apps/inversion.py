@@ -258,3 +258,39 @@ def run_all(out: str | Path, settings: ExperimentSettings = ExperimentSettings()
 
 __all__ = ["ExperimentSettings", "MODELS", "TRANSFORMS", "heldout_targets", "inversion_experiment", "inversion_table",
            "pan_video", "render_digit", "run_all", "sefa_equivariance"]
+
+
+def digit_image(data_cfg, glyph: int, shift: tuple[float, float] | None = None, roll: bool = False,
+                zoom: int = 1, seed: int = 0) -> torch.Tensor:
+    """Glyph `glyph` of scikit-learn's digits drawn as the model's biased-digits data draws it (a
+    colour from `seed`, the middle of the jitter range), zoomed `zoom` times about the top-left
+    corner, then moved by `shift` (dy, dx) whole pixels (plain, or circular with `roll`): [1, 3, H, W]."""
+    import colorsys
+
+    from posgen.errors import DataError
+    from posgen.metrics.digits_features import load_glyphs
+
+    if data_cfg.source != "digits":
+        raise DataError(f"--digit draws from the biased digits; this model was trained on {data_cfg.source!r} "
+                        "(give --image)")
+    glyphs, _ = load_glyphs()
+    if not 0 <= glyph < len(glyphs):
+        raise DataError(f"--digit {glyph}: there are {len(glyphs)} digits (0-{len(glyphs) - 1})")
+    if zoom not in (1, 2, 4):
+        raise DataError(f"--target-zoom must be 1, 2 or 4, got {zoom}")
+    d = data_cfg.digits
+    rng = np.random.default_rng(seed)
+    color = np.array(colorsys.hsv_to_rgb(rng.uniform(), 1.0, 1.0)) * 255 if d.colors is None else \
+        np.asarray(d.colors[rng.integers(len(d.colors))], np.float64)
+    top, left, rh, rw = d.region
+    off = d.jitter // 2
+    img = render_digit(glyphs[glyph], color, top + off, left + off, min(rh, rw) - d.jitter, tuple(d.canvas), zoom)
+    if shift is not None:
+        dy, dx = (int(round(v)) for v in shift)
+        if roll:
+            img = torch.roll(img, (dy, dx), dims=(1, 2))
+        else:
+            h, w = img.shape[1:]
+            padded = F.pad(img, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), value=-1.0)
+            img = padded[:, max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
+    return img[None]
