@@ -161,7 +161,7 @@ def inversion_table(record: dict) -> str:
 # ------------------------------------------------------------------------------ SeFa equivariance
 
 @torch.no_grad()
-def sefa_equivariance(out: str | Path, models: tuple[str, ...] = ("digits-baseline", "digits-mspe"),
+def sefa_equivariance(out: str | Path, models: tuple[str, ...] = ("digits-baseline", "digits-mspe", "digits-mspe-nopad", "digits-cips"),
                       seeds: tuple[int, ...] = (0, 1, 2, 3), directions: int = 3, shift: int = 8,
                       strengths: tuple[float, ...] = (-3.0, -1.5, 0.0, 1.5, 3.0), samples: int = 64) -> dict:
     """Edit along the top SeFa directions at the training position and on a grid shifted by

@@ -48,6 +48,7 @@ class ProjectionConfig:
     lr_rampup: float = 0.05             # fraction of steps of linear warm-up
     lr_rampdown: float = 0.25           # fraction of steps of cosine decay at the end
     w_plus: bool = False                # one w per layer instead of one for all
+    optimize_w: bool = True             # False: keep the starting latent (fit only the grid and/or noise)
     mse_weight: float = 1.0             # pixel MSE on images in [-1, 1]
     feature_weight: float = 0.1         # perceptual distance (squared L2 of unit-normalised features)
     features: FeatureKind = "auto"      # auto: digits for digits models, inception if its weights exist, else none
@@ -321,30 +322,32 @@ def project(G: MappedGenerator, target: torch.Tensor, cfg: ProjectionConfig = Pr
             sample_ws = G.mapping(z)[:, None].expand(-1, G.num_ws, -1)
             grids.search(lambda ws, g: G.synthesize(ws, g, opts), sample_ws, target)
         render(w_opt)  # creates the noise maps on the first render
-    params = [w_opt] + (list(noise.maps.values()) if noise else [])
-    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.lr)
+    params = ([w_opt] if cfg.optimize_w else []) + (list(noise.maps.values()) if noise else [])
+    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=cfg.lr) if params else None
     grid_opt = torch.optim.Adam(grids.parameters(), lr=cfg.grid_lr) if grids else None
     history: list[dict] = []
     for step in tqdm(range(cfg.steps), disable=not progress, desc="projecting", dynamic_ncols=True):
         t = step / cfg.steps
         lr = _lr_at(t, cfg)
-        for group in optimizer.param_groups:
+        for group in optimizer.param_groups if optimizer else []:
             group["lr"] = lr
         if grid_opt:  # the same ramps, scaled to the grid's own rate
             for group in grid_opt.param_groups:
                 group["lr"] = cfg.grid_lr * lr / cfg.lr
         w_noise_scale = w_std * cfg.initial_noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
-        w_noise = torch.randn(w_opt.shape, generator=rng).to(device) * w_noise_scale
+        w_noise = torch.randn(w_opt.shape, generator=rng).to(device) * (w_noise_scale if cfg.optimize_w else 0.0)
         images = render(w_opt + w_noise)
         total, parts = dist(images)
         loss = total.sum()
         reg = noise.regularization() if noise else torch.zeros([])
         loss = loss + cfg.noise_weight * reg * n
-        optimizer.zero_grad(set_to_none=True)
+        if optimizer:
+            optimizer.zero_grad(set_to_none=True)
         if grid_opt:
             grid_opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if optimizer:
+            optimizer.step()
         if grid_opt:
             grid_opt.step()
         if noise:
