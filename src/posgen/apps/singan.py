@@ -10,8 +10,9 @@ For each model (default: the four shipped SinGANs on china.jpg):
 - layout distance: RMSE of coarse block means (about 14 px blocks) between samples and the training
   image, at 1x; at 1.5x and 2x both against the training image stretched to the canvas ("interp"
   reading: Xu Fig. 7b keeps positions by stretching) and of the left part against the training image
-  ("expand" reading: the canvas continues to the right); references: a flat image of the mean colour
-  (no layout) and the mirrored training image (the right content in the wrong places);
+  ("expand" reading: the canvas continues to the right); at 1x also over the outer ring of blocks and
+  the blocks inside it; references: a flat image of the mean colour (no layout) and the mirrored
+  training image (the right content in the wrong places);
 - diversity: the per-pixel standard deviation across samples, averaged (0: every sample the same).
 
 `python -m posgen.apps.singan --out docs/singan [--models a,b] [--samples N]` writes singan.json and
@@ -84,12 +85,17 @@ def region_swd(fakes: torch.Tensor, real: torch.Tensor, border: int, per_image: 
     return {f"swd_{k}": sum(v) / len(v) for k, v in out.items()}
 
 
-def layout_distance(images: torch.Tensor, reference: torch.Tensor, block: int) -> float:
-    """RMSE of block means between images [N, 3, h, w] and one reference [1, 3, h, w] of the same size."""
+def layout_distance(images: torch.Tensor, reference: torch.Tensor, block: int, blocks: str = "all") -> float:
+    """RMSE of block means between images [N, 3, h, w] and one reference [1, 3, h, w] of the same size,
+    over all blocks, the outer ring of blocks ("border") or the blocks inside it ("centre")."""
     h, w = reference.shape[-2:]
-    size = (max(1, round(h / block)), max(1, round(w / block)))
+    size = (max(3, round(h / block)), max(3, round(w / block)))
     a, b = F.adaptive_avg_pool2d(images, size), F.adaptive_avg_pool2d(reference, size)
-    return float(((a - b) ** 2).mean(dim=(1, 2, 3)).sqrt().mean())
+    d = ((a - b) ** 2).mean(dim=1)  # [N, bh, bw]
+    ring = torch.ones(size, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    keep = {"all": torch.ones_like(ring), "border": ring, "centre": ~ring}[blocks]
+    return float(d[:, keep].mean(dim=1).sqrt().mean())
 
 
 def stretch(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -113,12 +119,13 @@ def measure(G, real: torch.Tensor, s: SinGANStudySettings) -> tuple[dict, dict]:
                "diversity": float(fakes.std(0).mean())}
         if factor == 1.0:
             row.update(region_swd(fakes, real, s.border, s.patches, s.seed))
+            row.update({f"layout_{k}": layout_distance(fakes, real, s.block, k) for k in ("border", "centre")})
         else:
             row["layout_left"] = layout_distance(fakes[..., :w], real, s.block)
         out[key] = row
     flat = real.mean(dim=(2, 3), keepdim=True).expand_as(real)
-    out["references"] = {"flat_mean_colour": layout_distance(flat, real, s.block),
-                         "mirrored_image": layout_distance(real.flip(-1), real, s.block)}
+    out["references"] = {f"{name}_{k}": layout_distance(ref, real, s.block, k) for k in ("all", "border", "centre")
+                         for name, ref in (("flat_mean_colour", flat), ("mirrored_image", real.flip(-1)))}
     return out, {"rec": rec, **images}
 
 
