@@ -569,7 +569,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     _check_device(args.device)
     cfg = VideoConfig(kind=args.kind, frames=args.frames, fps=args.fps, space=args.space,
                       interpolation=args.interpolation, pan=tuple(args.pan) if args.pan else None,
-                      zoom_range=tuple(args.zoom_range), degrees=args.degrees, upscale=args.upscale)
+                      zoom_range=tuple(args.zoom_range), degrees=args.degrees, upscale=args.upscale,
+                      colors=args.colors)
     cfg.validate()
     models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
     info = _refusing(lambda: render_video(models, args.seeds, cfg, args.out, canvas_from_args(args),
@@ -820,6 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--zoom-range", type=_numbers("zoom-range", 2), default=[1.0, 2.0], metavar="FROM,TO")
     s.add_argument("--degrees", type=_finite("degrees"), default=360.0, help="rotate: total angle")
     s.add_argument("--upscale", type=_positive("upscale", int), default=4, help="frame pixels per pixel (default 4)")
+    s.add_argument("--colors", type=_positive("colors", int), default=256, help="GIF palette per frame, 2-256 "
+                   "(fewer: smaller files)")
     add_canvas_options(s)
     add_render_options(s)
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

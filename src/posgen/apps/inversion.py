@@ -162,16 +162,17 @@ def inversion_table(record: dict) -> str:
 
 @torch.no_grad()
 def sefa_equivariance(out: str | Path, models: tuple[str, ...] = ("digits-baseline", "digits-mspe", "digits-mspe-nopad", "digits-cips"),
-                      seeds: tuple[int, ...] = (0, 1, 2, 3), directions: int = 3, shift: int = 8,
+                      directions: int = 3, shifts: tuple[int, ...] = (8, 5),
                       strengths: tuple[float, ...] = (-3.0, -1.5, 0.0, 1.5, 3.0), samples: int = 64) -> dict:
-    """Edit along the top SeFa directions at the training position and on a grid shifted by
-    `shift` px; measure whether the shifted edit is the edit shifted.
+    """Edit along the top SeFa directions at the training position and on grids shifted by each of
+    `shifts` px (down and right); measure whether the shifted edit is the edit shifted.
 
-    Per model: `image_psnr`, PSNR (dB, I_max 2) between the edited render on the shifted grid and the
-    edited training-position render shifted by `shift` px, over the overlap; `delta_error`, the
+    Per model and shift k: `image_psnr`, PSNR (dB, I_max 2) between the edited render on the shifted
+    grid and the edited training-position render shifted by k px, over the overlap; `delta_error`, the
     relative L2 error between the edit's change (edited - unedited) on the shifted grid and that
     change at the training position shifted (0: the same edit at both positions). Means over
-    `samples` seeds, every top direction and every non-zero strength. Writes OUT/sefa.png, sefa.json.
+    `samples` seeds, every top direction and every non-zero strength. The figure shows seed 0 at the
+    first shift. Writes OUT/sefa.png, sefa.json.
     """
     from posgen.apps.sefa import factorize, render_edits
     from posgen.models.base import RenderOptions
@@ -180,53 +181,54 @@ def sefa_equivariance(out: str | Path, models: tuple[str, ...] = ("digits-baseli
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    record: dict = {"shift": shift, "strengths": list(strengths), "directions": directions, "samples": samples}
+    record: dict = {"shifts": list(shifts), "strengths": list(strengths), "directions": directions, "samples": samples}
     rows: dict[str, list[torch.Tensor]] = {}
-    columns = []
     for name in models:
         G, cfg, _ = load(name)
         f = factorize(G)
         grid0 = G.default_grid()
-        grid1 = grid0.shift(shift, shift)
         opts = RenderOptions(noise_mode="const") if "noise" in G.capabilities else RenderOptions()
-        z = G.latents(list(range(samples)))
-        ws = G.mapping(z)[:, None].expand(-1, G.num_ws, -1)
-        psnrs, errs = [], []
+        ws = G.mapping(G.latents(list(range(samples))))[:, None].expand(-1, G.num_ws, -1)
         nonzero = [s for s in strengths if s != 0]
-        for d in range(directions):
-            e0 = render_edits(G, ws, f, d, [0.0, *nonzero], grid0, opts)  # [S, N, C, H, W]
-            e1 = render_edits(G, ws, f, d, [0.0, *nonzero], grid1, opts)
-            a = e1[..., shift:, shift:]             # shifted render, where the shifted image is defined
-            b = e0[..., :-shift, :-shift]           # training render, moved by `shift`
-            for k in range(1, len(nonzero) + 1):
-                psnrs.append(psnr(a[k], b[k]))
-                da, db = a[k] - a[0], b[k] - b[0]
-                errs.append((da - db).flatten(1).norm(dim=1) / db.flatten(1).norm(dim=1).clamp_min(1e-8))
-        record[name] = {"image_psnr": round(float(torch.cat(psnrs).mean()), 3),
-                        "delta_error": round(float(torch.cat(errs).mean()), 4),
-                        "eigenvalue_share": [round(float(v), 4) for v in (f.values[:directions] / f.values.sum())]}
+        per: dict = {"eigenvalue_share": [round(float(v), 4) for v in (f.values[:directions] / f.values.sum())]}
+        for shift in shifts:
+            grid1 = grid0.shift(shift, shift)
+            psnrs, errs = [], []
+            for d in range(directions):
+                e0 = render_edits(G, ws, f, d, [0.0, *nonzero], grid0, opts)  # [S, N, C, H, W]
+                e1 = render_edits(G, ws, f, d, [0.0, *nonzero], grid1, opts)
+                a = e1[..., shift:, shift:]             # shifted render, where the shifted image is defined
+                b = e0[..., :-shift, :-shift]           # training render, moved by `shift`
+                for k in range(1, len(nonzero) + 1):
+                    psnrs.append(psnr(a[k], b[k]))
+                    da, db = a[k] - a[0], b[k] - b[0]
+                    errs.append((da - db).flatten(1).norm(dim=1) / db.flatten(1).norm(dim=1).clamp_min(1e-8))
+            per[f"shift{shift}"] = {"image_psnr": round(float(torch.cat(psnrs).mean()), 3),
+                                    "delta_error": round(float(torch.cat(errs).mean()), 4)}
+        record[name] = per
         # figure: seed 0, each direction a row, strengths as columns; at the training position and shifted
         for d in range(directions):
             e0 = render_edits(G, ws[:1], f, d, strengths, grid0, opts)[:, 0]
-            e1 = render_edits(G, ws[:1], f, d, strengths, grid1, opts)[:, 0]
+            e1 = render_edits(G, ws[:1], f, d, strengths, grid0.shift(shifts[0], shifts[0]), opts)[:, 0]
             rows[f"{name} dir {d}"] = [e0, e1]
-        columns = [f"training position, strengths {', '.join(f'{s:g}' for s in strengths)}",
-                   f"grid shifted by {shift} px"]
+    columns = [f"training position, strengths {', '.join(f'{s:g}' for s in strengths)}",
+               f"grid shifted by {shifts[0]} px"]
     save_panels(rows, columns, out / "sefa.png", zoom=3)
     (out / "sefa.json").write_text(to_json(record) + "\n")
     return record
 
 
 def pan_video(out: str | Path, models: tuple[str, ...] = ("digits-baseline", "digits-mspe"),
-              seeds: tuple[int, ...] = (0, 1, 2, 3), seconds: float = 5.0, fps: float = 12) -> dict:
-    """A `seconds`-long sub-pixel pan (one canvas width, diagonally) of the same seeds in each model,
-    rows side by side: OUT/pan.gif."""
+              seeds: tuple[int, ...] = (0, 1, 2, 3), seconds: float = 5.0, fps: float = 10) -> dict:
+    """A `seconds`-long sub-pixel pan (one canvas width to the right, 0.64 px per frame at 10 fps) of the
+    same seeds in each model, one row per model: OUT/pan.gif."""
     from posgen.apps.video import VideoConfig, render_video
     from posgen.sampling import load
 
     loaded = [(name, load(name)[0]) for name in models]
     res = loaded[0][1].resolution
-    cfg = VideoConfig(kind="pan", frames=round(seconds * fps), fps=fps, pan=(res / 2, float(res)), upscale=3)
+    cfg = VideoConfig(kind="pan", frames=round(seconds * fps), fps=fps, pan=(0.0, float(res)), upscale=3,
+                      colors=64)
     return render_video(loaded, list(seeds), cfg, Path(out) / "pan.gif", progress=True)
 
 
@@ -236,9 +238,11 @@ def write_markdown(out: Path, inversion: dict | None, sefa: dict | None) -> None
     if inversion:
         parts += ["## Inversion (PSNR dB / digits-feature distance)", "", inversion_table(inversion), ""]
     if sefa:
-        parts += ["## SeFa edit equivariance", "", "| model | image PSNR (dB) | edit-delta error |", "|---|---|---|"]
-        parts += [f"| {m} | {v['image_psnr']:.1f} | {v['delta_error']:.3f} |" for m, v in sefa.items()
-                  if isinstance(v, dict)]
+        shifts = sefa["shifts"]
+        parts += ["## SeFa edit equivariance (image PSNR dB / edit-delta error)", "",
+                  "| model | " + " | ".join(f"shift {k} px" for k in shifts) + " |", "|---|" + "---|" * len(shifts)]
+        parts += [f"| {m} | " + " | ".join(f"{v[f'shift{k}']['image_psnr']:.1f} / {v[f'shift{k}']['delta_error']:.3f}"
+                                           for k in shifts) + " |" for m, v in sefa.items() if isinstance(v, dict)]
     (out / "apps-numbers.md").write_text("\n".join(parts) + "\n")
 
 

@@ -35,12 +35,15 @@ KINDS = ("interp", "pan", "zoom", "rotate")
 
 class GifWriter:
     """Writes an animated GIF frame by frame (bounded memory: Pillow's own multi-frame writer keeps
-    every frame until the end). Each frame gets its own 256-colour palette (median cut, no
-    dithering) as a local colour table; the file loops forever."""
+    every frame until the end). Each frame gets its own palette of `colors` (<= 256; median cut, no
+    dithering) as a local colour table; fewer colours make smaller files. The file loops forever."""
 
-    def __init__(self, path: str | Path, fps: float = 12, loop: int = 0) -> None:
+    def __init__(self, path: str | Path, fps: float = 12, loop: int = 0, colors: int = 256) -> None:
         if not fps > 0:
             raise UsageError(f"--fps must be positive, got {fps}")
+        if not 2 <= colors <= 256:
+            raise UsageError(f"--colors must be 2-256, got {colors}")
+        self.colors = colors
         self.path = Path(path)
         self.delay_ms = max(10, round(1000 / fps / 10) * 10)  # GIF delays are in 1/100 s
         self.loop = loop
@@ -66,7 +69,7 @@ class GifWriter:
             self._file.write(b"!\xff\x0bNETSCAPE2.0\x03\x01" + self.loop.to_bytes(2, "little") + b"\x00")
         elif self.size != (h, w):
             raise ValueError(f"GIF frames must all be {self.size[0]}x{self.size[1]}, got {h}x{w}")
-        image = Image.fromarray(arr, "RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        image = Image.fromarray(arr, "RGB").quantize(self.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         for chunk in GifImagePlugin.getdata(image, duration=self.delay_ms, include_color_table=True):
             self._file.write(chunk)
         self.frames += 1
@@ -137,6 +140,7 @@ class VideoConfig:
     zoom_range: tuple[float, float] = (1.0, 2.0)    # zoom: first and last zoom factor
     degrees: float = 360.0                          # rotate: total angle
     upscale: int = 4                                # frame pixels per rendered pixel (nearest)
+    colors: int = 256                               # GIF palette size per frame
     loop: bool = True                               # interp: come back to the first seed
 
     def validate(self) -> None:
@@ -250,7 +254,7 @@ def render_video(models: Sequence[tuple[str, Generator]], seeds: Sequence[int], 
 
     streams = [frames_of(i) for i in range(len(models))]
     cols = 1 if cfg.kind == "interp" else len(seeds)
-    with GifWriter(out, fps=cfg.fps) as gif, tqdm(total=cfg.frames, disable=not progress, desc="frames",
+    with GifWriter(out, fps=cfg.fps, colors=cfg.colors) as gif, tqdm(total=cfg.frames, disable=not progress, desc="frames",
                                                   unit="frame", dynamic_ncols=True) as bar:
         for _ in range(cfg.frames):
             rows = [next(s) for s in streams]  # each [K, C, H, W]
