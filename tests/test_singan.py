@@ -236,3 +236,23 @@ def test_study_measures_regions_and_layout():
     same = region_swd(real.expand(4, -1, -1, -1), real, 8, 64, seed=0)
     other = region_swd(torch.zeros(4, 3, 40, 60) + 0.5, real, 8, 64, seed=0)
     assert same["swd_border"] < other["swd_border"] / 5 and same["swd_centre"] < other["swd_centre"] / 5
+
+
+def test_cli_trains_on_an_image_file_and_generates_wider(tmp_path):
+    from PIL import Image
+
+    from posgen.cli import main
+
+    gen = torch.Generator().manual_seed(1)
+    pixels = (torch.rand(30, 50, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "singan-spe", "--data", str(tmp_path / "photo.png"), "--out", str(out),
+                 *[a for kv in ("model.min_size=16", "model.scale_factor=0.5", "model.channels=8", "model.max_channels=8",
+                                "train.iters_per_scale=1", "train.d_steps=1", "train.g_steps=1", "train.sample_seeds=2")
+                   for a in ("--set", kv)]]) == 0
+    _, cfg, state = checkpoint.load(out)
+    assert tuple(cfg.model.image_size) == (30, 50) and state["step"] == cfg.model.num_scales == 2
+    assert main(["generate", "--checkpoint", str(out), "--size", "30x75", "--seeds", "0-1",
+                 "--out", str(tmp_path / "gen")]) == 0
+    assert Image.open(tmp_path / "gen" / "seed0001.png").size == (75, 30)
