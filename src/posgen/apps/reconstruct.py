@@ -90,9 +90,14 @@ def input_digits(settings: ReconstructionSettings, training_canvas: tuple[int, i
 
 def reconstruction_study(models: dict[str, object], out: str | Path, settings: ReconstructionSettings,
                          training_region: tuple[int, int, int, int] = (0, 0, 16, 16), progress: bool = True) -> dict:
-    """Reconstruct the same inputs with every model (name -> DDPM generator) at every t; write
-    OUT/reconstruction.png (Choi Fig. 9 / App. E), OUT/reconstruction-placement.png (curves over t) and
-    OUT/reconstruction.json (the numbers, rewritten after each model and t). Returns the record."""
+    """Reconstruct the same inputs with every model (name -> DDPM generator) at every t.
+
+    Each model's numbers go to OUT/reconstruction-NAME.json (rewritten after each t) and its shown
+    images to OUT/reconstruction-NAME.safetensors; then OUT/reconstruction.png (Choi Fig. 9 / App. E),
+    OUT/reconstruction-placement.png (curves over t) and OUT/reconstruction.json are drawn from every
+    model in OUT measured with the same settings, so models can be run by separate processes (one
+    per model, in parallel) into one figure. Returns the merged record."""
+    from safetensors.torch import save_file
     from tqdm import tqdm
 
     out = Path(out)
@@ -104,25 +109,45 @@ def reconstruction_study(models: dict[str, object], out: str | Path, settings: R
         for name, G in models.items():
             require(G, "shift", "--shift", name)
         grid = grid.shift(*settings.shift)
-    record = {"settings": asdict(settings), "input": placement_stats(inputs, inputs, settings.region, training_region),
-              "models": {}}
-    rows: dict[str, list[torch.Tensor]] = {"input": [inputs[:settings.shown]] * len(settings.times)}
+    head = {"settings": json.loads(json.dumps(asdict(settings))),
+            "input": placement_stats(inputs, inputs, settings.region, training_region)}
     with tqdm(total=len(models) * len(settings.times), disable=not progress, desc="reconstruct", unit="t") as bar:
         for name, G in models.items():
-            rows[name] = []
-            record["models"][name] = {}
+            by_t, shown = {}, {"input": inputs[:settings.shown].contiguous()}
             for t in settings.times:
                 rec = reconstruct(G, inputs, t, grid, stride=settings.stride, seed=settings.seed)
-                record["models"][name][str(t)] = placement_stats(rec, inputs, settings.region, training_region)
-                rows[name].append(rec[:settings.shown].cpu())
-                (out / "reconstruction.json").write_text(json.dumps(record, indent=1) + "\n")
+                by_t[str(t)] = placement_stats(rec, inputs, settings.region, training_region)
+                shown[str(t)] = rec[:settings.shown].cpu().contiguous()
+                (out / f"reconstruction-{name}.json").write_text(json.dumps({**head, "model": by_t}, indent=1) + "\n")
                 bar.update(1)
-    save_panels(rows, [f"t={t}" for t in settings.times], out / "reconstruction.png", cols=2)
-    _plot(record, settings, out / "reconstruction-placement.png")
+            save_file(shown, str(out / f"reconstruction-{name}.safetensors"))
+    return draw_reconstructions(out, head)
+
+
+def draw_reconstructions(out: Path, head: dict) -> dict:
+    """The figure, curves and merged record of every model in `out` measured with head["settings"]."""
+    from safetensors.torch import load_file
+
+    times = head["settings"]["times"]
+    record, rows = {**head, "models": {}}, {}
+    for path in sorted(out.glob("reconstruction-*.json")):
+        name = path.stem[len("reconstruction-"):]
+        part = json.loads(path.read_text())
+        images = out / f"reconstruction-{name}.safetensors"
+        if part.get("settings") != head["settings"] or not images.is_file():
+            continue  # another protocol, or a model still running
+        shown = load_file(str(images))
+        rows.setdefault("input", [shown["input"]] * len(times))
+        rows[name] = [shown[str(t)] for t in times]
+        record["models"][name] = part["model"]
+    (out / "reconstruction.json").write_text(json.dumps(record, indent=1) + "\n")
+    if record["models"]:
+        save_panels(rows, [f"t={t}" for t in times], out / "reconstruction.png", cols=2)
+        _plot(record, out / "reconstruction-placement.png")
     return record
 
 
-def _plot(record: dict, settings: ReconstructionSettings, path: Path) -> None:
+def _plot(record: dict, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     keys = [("in_input_region", "ink share in the input's region"), ("in_training_region", "ink share in the training region"),
