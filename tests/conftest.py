@@ -28,11 +28,13 @@ def tiny_model(resolution: int = 16, **kw) -> StyleGAN2Config:
 TINY_MODEL = {  # per generator family: 16 channels, the fewest layers
     "stylegan2": ["model.channel_base=128", "model.channel_max=16"],
     "cips": ["model.width=16", "model.num_layers=4", "model.fourier_channels=8", "model.embedding_channels=8"],
+    "stylegan3": ["model.channel_base=256", "model.channel_max=16", "model.num_layers=4", "model.margin=4"],
 }
 
 
 # the preset each family's contract suite (tests/test_contract.py) shrinks with tiny_run
-TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips", "singan": "singan-pad", "ddpm": "digits-ddpm-mspe", "dcgan": "digits-dcgan-nopad-spe"}
+TINY_PRESET = {"stylegan2": "digits-mspe", "cips": "digits-cips", "singan": "singan-pad", "ddpm": "digits-ddpm-mspe", "dcgan": "digits-dcgan-nopad-spe",
+               "stylegan3": "digits-sg3t"}
 
 # families whose tiny run is not the shared one above: SinGAN (china.jpg at 22x32, 2 scales, 8 channels, one
 # iteration per scale) and DCGAN (no mapping network)

@@ -17,7 +17,7 @@ from typing import Any
 
 from posgen.config import RunConfig, parse_run_config
 from posgen.errors import ConfigError
-from posgen.models import cips, dcgan, discriminator, singan, stylegan2, unet
+from posgen.models import cips, dcgan, discriminator, singan, stylegan2, stylegan3, unet
 from posgen.models.base import Generator
 from posgen.training.config import DDPMTrainConfig, GANTrainConfig
 from posgen.training.ddpm import DDPMTrainer
@@ -46,6 +46,9 @@ FAMILIES: dict[str, Family] = {
     "dcgan": Family(dcgan.DCGANConfig, dcgan.Generator, GANTrainConfig, GANTrainer,
                     discriminator.DiscriminatorConfig, discriminator.Discriminator,
                     "DCGAN (linear input, upsample + conv) with or without padding, + SPE / CSG (Xu Tab. 3-4)"),
+    "stylegan3": Family(stylegan3.StyleGAN3Config, stylegan3.Generator, GANTrainConfig, GANTrainer,
+                        discriminator.DiscriminatorConfig, discriminator.Discriminator,
+                        "StyleGAN3-T / -R: alias-free generator, Fourier-feature input on the grid, filtered non-linearities"),
     "singan": Family(singan.SinGANConfig, singan.Generator, SinGANTrainConfig, SinGANTrainer, None, None,
                      "SinGAN from one image, padded or padding-free, with position-aligned noise (Xu Sec. 3.6)"),
     "ddpm": Family(unet.UNetConfig, unet.DDPM, DDPMTrainConfig, DDPMTrainer, None, None,
