@@ -256,3 +256,10 @@ def test_cli_trains_on_an_image_file_and_generates_wider(tmp_path):
     assert main(["generate", "--checkpoint", str(out), "--size", "30x75", "--seeds", "0-1",
                  "--out", str(tmp_path / "gen")]) == 0
     assert Image.open(tmp_path / "gen" / "seed0001.png").size == (75, 30)
+
+
+def test_options_without_effect_are_refused():
+    with pytest.raises(ValueError, match="Cartesian grid"):
+        SinGANConfig(image_size=(30, 45), encoding="sinusoid", encoding_canvas="interp").validate()
+    with pytest.raises(ValueError, match="sides in"):
+        SinGANConfig(image_size=(10, 300)).validate()

@@ -63,8 +63,8 @@ class SinGANConfig:
     num_layers: int = 5            # 3x3 conv blocks per scale (generator and discriminator)
     padding: Padding = "input"
     encoding: Encoding = "none"    # positional encoding added to the coarsest noise (Xu Sec. 3.6)
-    encoding_canvas: Literal["expand", "interp"] = "expand"  # "expand": a function of the frame (a wider
-    # canvas extends it); "interp": normalised to the rendered canvas (CSG anchors stay at its corners, Xu Fig. 7b)
+    encoding_canvas: Literal["expand", "interp"] = "expand"  # CSG: "expand" a function of the frame (a wider
+    # canvas extends it); "interp" normalised to the rendered canvas (anchors stay at its corners, Xu Fig. 7b)
     sinusoid_channels: int = 8     # SPE channels (multiple of 4), Xu Eq. 8 frequencies on raw coarse indices
 
     def validate(self) -> None:
@@ -72,6 +72,8 @@ class SinGANConfig:
             raise ValueError(f"model.padding must be one of {PADDINGS} and model.encoding one of {ENCODINGS}")
         if self.encoding_canvas not in ("expand", "interp"):
             raise ValueError(f"model.encoding_canvas must be 'expand' or 'interp', got {self.encoding_canvas!r}")
+        if self.encoding_canvas == "interp" and self.encoding != "cartesian":
+            raise ValueError("model.encoding_canvas='interp' applies to the Cartesian grid (encoding='cartesian') only")
         if not 0 < self.scale_factor < 1:
             raise ValueError(f"model.scale_factor must lie in (0, 1), got {self.scale_factor}")
         if self.min_size < 8 or self.max_size < self.min_size:
