@@ -237,3 +237,21 @@ def test_training_mode_tracks_magnitude_only_with_gradients():
     assert torch.equal(G.layers[0].magnitude_ema, before)
     G(z).sum().backward()
     assert not torch.equal(G.layers[0].magnitude_ema, before)
+
+
+def test_radial_downsample_equals_the_direct_2d_filter():
+    # the SVD-separable path against the plain definition: a strided 2-D convolution with the jinc taps,
+    # equal up to the dropped SVD terms (below 1e-4 of the largest: tolerance 1e-4 of the output's bound)
+    from posgen.ops.filters import downsample
+
+    taps = lowpass_filter(12, 5.0, 6.0, 64.0, radial=True, dtype=torch.float64)
+    x = torch.randn(2, 3, 40, 36, dtype=torch.float64)
+    out = downsample(x, taps, 2, (0, 0), (5, 5), (10, 8))  # coarse c at fine 2c + 1/2: taps from 2c - 5
+    ref = torch.nn.functional.conv2d(x[:, :, 5:, 5:].reshape(6, 1, 35, 31), taps.view(1, 1, 12, 12), stride=2)
+    tol = 1e-4 * x.abs().max().item() * taps.abs().sum().item()
+    assert torch.allclose(out.reshape(6, 1, 10, 8), ref[:, :, :10, :8], atol=tol)
+    # and samples outside the input count as zero (the output window may overhang the input)
+    edge = downsample(x, taps, 2, (0, 0), (-3, -3), (4, 4))
+    padded = torch.nn.functional.pad(x, (11, 0, 11, 0)).reshape(6, 1, 51, 47)
+    ref = torch.nn.functional.conv2d(padded, taps.view(1, 1, 12, 12), stride=2)
+    assert torch.allclose(edge.reshape(6, 1, 4, 4), ref[:, :, :4, :4], atol=tol)

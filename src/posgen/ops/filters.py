@@ -14,11 +14,13 @@ number of taps so that their taps sit at half-integer offsets and every output l
 lattice. The functions below take and return the lattice index of a tensor's first element, so a
 caller asks for exactly the output samples it needs; samples past the input's ends count as zero.
 
-Implementation: every filter is applied channel-independently by folding channels into the batch
-([N*C, 1, H, W]) and running a single-channel convolution: a transposed convolution with stride u
-for upsampling (which multiplies only the non-zero samples: the polyphase cost) and a strided
-convolution for downsampling (which computes only the kept outputs). Separable filters run as two
-1-D passes. Pure PyTorch, every device.
+Implementation: a separable resampling along one axis is a banded matrix (`resampling_matrix`: the
+polyphase filter bank written out, zero insertion and decimation included, rows only for the samples
+asked for), so up- and downsampling are two dense matrix products each over all N*C channels at
+once. On CPU these GEMMs beat single-channel, depthwise or transposed convolutions several times
+over (measured here: 23 ms vs 54-345 ms for one pass at 16x64x52x52). The radial filter of config R
+runs as the sum of its few separable SVD terms, fused into the same two products. Pure PyTorch,
+every device.
 """
 from __future__ import annotations
 
@@ -149,17 +151,26 @@ def downsample(x: torch.Tensor, taps: torch.Tensor, factor: int, origin: tuple[f
     if taps.ndim == 1:
         mats = [resampling_matrix(taps, x.shape[2 + a], origin[a], size[a], start[a], down=factor) for a in (0, 1)]
         return resample(x, *mats)
-    n, c = x.shape[:2]
-    k = taps.shape[-1]
-    pads = []
-    for axis in (1, 0):  # F.pad order: last dim first
-        first = factor * start[axis] + (factor - 1) / 2 - (k - 1) / 2 - origin[axis]  # element under the first tap
-        if first != int(first):
-            raise ValueError("downsample: output lattice falls between input samples (odd taps or misaligned origin)")
-        need = int(first) + factor * (size[axis] - 1) + k  # one past the last input element used
-        pads += [-int(first), need - x.shape[2 + axis]]
-    y = F.pad(x, pads)
-    return F.conv2d(y, taps.to(x).expand(c, 1, k, k), stride=factor, groups=c)  # depthwise, strided
+    # a radial filter is a sum of r separable ones (its SVD; r <= K/2 for a symmetric even filter):
+    # both axes of all r terms run as two GEMMs, the second summing the terms in its inner dimension
+    us, vs = separable_factors(taps)  # [r, K] each
+    r = us.shape[0]
+    n, c, h, w = x.shape
+    mat_x = torch.cat([resampling_matrix(v, w, origin[1], size[1], start[1], down=factor) for v in vs])  # [r*w', w]
+    mat_y = torch.cat([resampling_matrix(u, h, origin[0], size[0], start[0], down=factor) for u in us], 1)  # [h', r*h]
+    y = (x.reshape(-1, w) @ mat_x.to(x).T).view(n * c, h, r, size[1])  # [N*C, h, r, w']
+    y = mat_y.to(x) @ y.transpose(1, 2).reshape(n * c, r * h, size[1])  # [N*C, h', w']
+    return y.view(n, c, *size)
+
+
+def separable_factors(taps: torch.Tensor, rtol: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """2-D taps [K, K] = sum_r u_r v_r^T: the singular vectors scaled by sqrt(sigma), terms below
+    rtol * sigma_0 dropped: an error under -80 dB of the filter, far below its stopband (the jinc
+    filters here need 4 terms at 1e-4, 5 to be exact). -> (u [r, K], v [r, K])."""
+    u, sv, vh = torch.linalg.svd(taps.double())
+    keep = int((sv > rtol * sv[0]).sum())
+    scale = sv[:keep].sqrt()
+    return (u[:, :keep].T * scale[:, None]).to(taps.dtype), (vh[:keep] * scale[:, None]).to(taps.dtype)
 
 
 def fine_window(taps: torch.Tensor, factor: int, start: tuple[int, int], size: tuple[int, int]):
@@ -185,10 +196,10 @@ def filtered_leaky_relu(x: torch.Tensor, up_taps: torch.Tensor, up: int, down_ta
     y = upsample(x, up_taps, up, origin, first, count)  # [N, C, h', w'] at the temporary rate
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1).to(y)
-    y = F.leaky_relu(y, slope) * gain
+    y = F.leaky_relu(y, slope)
     if clamp is not None:
-        y = y.clamp(-clamp, clamp)
-    return downsample(y, down_taps, down, first, start, size)
+        y = y.clamp(-clamp / gain, clamp / gain)
+    return downsample(y, down_taps * gain, down, first, start, size)  # the gain rides on the (linear) filter
 
 
 class FilteredLeakyReLU(torch.nn.Module):
@@ -203,7 +214,7 @@ class FilteredLeakyReLU(torch.nn.Module):
 
     def __init__(self, in_rate: float, out_rate: float, in_cutoff: float, in_half_width: float,
                  out_cutoff: float, out_half_width: float, *, filter_size: int = 6, magnification: int = 2,
-                 radial: bool = False, clamp: float | None = 256.0) -> None:
+                 radial: bool = False, clamp: float | None = None) -> None:
         super().__init__()
         tmp_rate = max(in_rate, out_rate) * magnification
         self.up, self.down = round(tmp_rate / in_rate), round(tmp_rate / out_rate)

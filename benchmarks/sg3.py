@@ -1,0 +1,73 @@
+"""StyleGAN3-T / -R training-step cost against the StyleGAN2 baseline at the same size and channels.
+
+    OMP_NUM_THREADS=1 python benchmarks/sg3.py                 # CPU, one thread, digits sizes (32x32)
+    python benchmarks/sg3.py --device cuda --threads 0
+
+One G+D training step (the shared GAN trainer, lazy R1 included) per row: seconds per step, images/s
+and the cost relative to the StyleGAN2 baseline (digits-baseline: 32x32, channel_max 64, batch 16).
+Rows: the digits-sg3t / digits-sg3r presets (8 layers, margin 4) and the same networks at the
+paper's depth (14 layers, margin 10). Only the pure-PyTorch path exists (no fused kernels).
+For scale: NVlabs' reference (non-CUDA) path costs 41x (T) and 96x (R) their StyleGAN2 at 32x32,
+channel_max 64, batch 16 on 2 threads (DESIGN.md).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+
+import torch
+
+from posgen.config import apply_overrides
+from posgen.presets import get_preset
+from posgen.training.loop import build_trainer
+
+PAPER_DEPTH = ["model.num_layers=14", "model.margin=10"]
+ROWS = [  # label, preset, overrides
+    ("SG2 baseline", "digits-baseline", []),
+    ("SG3-T (digits-sg3t)", "digits-sg3t", []),
+    ("SG3-R (digits-sg3r)", "digits-sg3r", []),
+    ("SG3-T 14 layers, margin 10", "digits-sg3t", PAPER_DEPTH),
+    ("SG3-R 14 layers, margin 10", "digits-sg3r", PAPER_DEPTH),
+    ("SG3-R 2x channels (paper)", "digits-sg3r", ["model.channel_base=2048", "model.channel_max=128"]),
+]
+
+
+def step_time(preset: str, overrides: list[str], device: str, steps: int, warmup: int, threads: int) -> tuple[float, int]:
+    """Seconds per training step (after warm-up) and the batch size."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = apply_overrides(get_preset(preset), overrides)
+    trainer = build_trainer(cfg, seed=0, device=device)
+    for _ in range(warmup):
+        trainer.train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps, cfg.train.batch_size
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--rows", type=int, default=len(ROWS), help="only the first this many rows")
+    a = p.parse_args()
+    print(f"device={a.device} threads={a.threads or torch.get_num_threads()} torch={torch.__version__}")
+    base = None
+    for label, preset, overrides in ROWS[: a.rows]:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process per row
+            dt, batch = pool.apply(step_time, (preset, overrides, a.device, a.steps, a.warmup, a.threads))
+        base = base or dt
+        print(f"{label:28s} batch {batch:3d}  {dt:7.3f} s/step  {batch / dt:7.1f} img/s  x{dt / base:5.2f} SG2 cost",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
