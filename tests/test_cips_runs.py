@@ -48,7 +48,8 @@ def test_every_preset_round_trips_through_json_with_its_family():
         data = json.loads(cfg.to_json())
         assert data["family"] == cfg.family and isinstance(cfg.model, FAMILIES[cfg.family].model_config)
         assert run_config_from_dict(data) == cfg, name
-        assert isinstance(build_generator(tiny_run(name)), FAMILIES[cfg.family].generator), name
+        if cfg.family != "singan":  # a SinGAN's pyramid comes from its training image: built by its trainer
+            assert isinstance(build_generator(tiny_run(name)), FAMILIES[cfg.family].generator), name
 
 
 def test_cips_presets_follow_the_paper():
