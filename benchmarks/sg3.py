@@ -5,7 +5,7 @@
 
 One G+D training step (the shared GAN trainer, lazy R1 included) per row: seconds per step, images/s
 and the cost relative to the StyleGAN2 baseline (digits-baseline: 32x32, channel_max 64, batch 16).
-Rows: the digits-sg3t / digits-sg3r presets (8 layers, margin 4) and the same networks at the
+Rows: the digits-sg3t / digits-sg3r presets (8 layers, margin 8) and the same networks at the
 paper's depth (14 layers, margin 10). Only the pure-PyTorch path exists (no fused kernels).
 For scale: NVlabs' reference (non-CUDA) path costs 41x (T) and 96x (R) their StyleGAN2 at 32x32,
 channel_max 64, batch 16 on 2 threads (DESIGN.md).
