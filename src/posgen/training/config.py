@@ -181,8 +181,8 @@ class DDPMTrainConfig(TrainConfig):
     ema_kimg: float = 10.0                # EMA half-life in thousands of images
     ema_rampup: float | None = 0.05       # half-life limited to this fraction of images seen (short runs)
     xflip: bool = False                   # Choi et al.: no augmentation
-    sample_sampler: Literal["ddpm", "ddim"] = "ddim"  # snapshot sheets: a fast sampler ...
-    sample_steps: int = 50                # ... with this many steps
+    sample_sampler: Literal["ddpm", "ddim"] = "ddpm"  # snapshot sheets: ancestral sampling (early in training
+    sample_steps: int = 100               # it gives cleaner images than DDIM), respaced to this many steps
 
     def validate(self) -> None:
         super().validate()

@@ -112,7 +112,7 @@ class DDPMTrainer:
         self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
 
     def sample_grid(self, path: Path) -> None:
-        """EMA samples with the snapshot sampler (default DDIM, 50 steps), fixed seeds, one PNG."""
+        """EMA samples with the snapshot sampler (default ancestral, 100 steps), fixed seeds, one PNG."""
         t = self.cfg.train
         imgs = render_seeds(self.G_ema, list(range(t.sample_seeds)), batch_size=32, sampler=t.sample_sampler,
                             steps=t.sample_steps)
