@@ -2,9 +2,13 @@
 
     python benchmarks/train_step.py                      # digits presets on CPU
     python benchmarks/train_step.py --presets ffhq256-mspe --device cuda --batch 32
+    python benchmarks/train_step.py --presets digits-baseline digits-mspe --augment   # ADA's cost per step
 
 Prints one line per preset: seconds per step, images/s, peak memory (CUDA: max allocated;
-CPU: the process's peak resident set), and the ratio to the first preset.
+CPU: the process's peak resident set), and the ratio to the first preset. With --augment each
+preset also runs with adaptive discriminator augmentation at its busiest (p fixed at 0.8, every
+transform on), alternating plain and augmented steps in one process so that both see the same
+machine, and the line gives the augmented step's cost relative to the plain one.
 """
 from __future__ import annotations
 
@@ -22,8 +26,12 @@ from posgen.training.loop import build_trainer
 DIGITS = [n for n in PRESETS if n.startswith("digits-")]
 
 
-def bench(name: str, device: str, steps: int, warmup: int, batch: int | None, threads: int | None) -> dict:
-    overrides = [f"train.batch_size={batch}"] if batch else []
+ADA_BUSIEST = ["train.augment.enabled=true", "train.augment.fixed_p=0.8"]
+
+
+def bench(name: str, device: str, steps: int, warmup: int, batch: int | None, threads: int | None,
+          extra: tuple[str, ...] = ()) -> dict:
+    overrides = ([f"train.batch_size={batch}"] if batch else []) + list(extra)
     cfg = apply_overrides(get_preset(name), overrides)
     if threads:
         torch.set_num_threads(threads)
@@ -50,6 +58,28 @@ def bench(name: str, device: str, steps: int, warmup: int, batch: int | None, th
             "images_per_s": cfg.train.batch_size / dt, "peak_mib": peak}
 
 
+def bench_augment(name: str, device: str, steps: int, warmup: int, batch: int | None, threads: int | None) -> dict:
+    """Plain and ADA-augmented steps of one preset, interleaved (plain, augmented, plain, ...)."""
+    if threads:
+        torch.set_num_threads(threads)
+    base = [f"train.batch_size={batch}"] if batch else []
+    trainers = [build_trainer(apply_overrides(get_preset(name), base + extra), seed=0, device=device)
+                for extra in ([], ADA_BUSIEST)]
+    seconds = [0.0, 0.0]
+    for k in range(warmup + steps):
+        for i, trainer in enumerate(trainers):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            trainer.train_step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if k >= warmup:
+                seconds[i] += time.perf_counter() - t0
+    n = trainers[0].cfg.train.batch_size
+    return {"preset": name, "batch": n, "plain_s": seconds[0] / steps, "augmented_s": seconds[1] / steps}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=DIGITS)
@@ -58,9 +88,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch", type=int, help="override the preset's batch size")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--augment", action="store_true", help="also time each preset with ADA at p = 0.8, interleaved")
     a = p.parse_args()
     print(f"device={a.device} threads={torch.get_num_threads() if not a.threads else a.threads} "
           f"torch={torch.__version__}")
+    if a.augment:
+        for name in a.presets:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                r = pool.apply(bench_augment, (name, a.device, a.steps, a.warmup, a.batch, a.threads))
+            print(f"{name:22s} batch {r['batch']:3d}  plain {r['plain_s']:.3f} s/step  ADA p=0.8 "
+                  f"{r['augmented_s']:.3f} s/step  x{r['augmented_s'] / r['plain_s']:.3f} per step", flush=True)
+        return
     first = None
     for name in a.presets:
         # a fresh process per preset, so the CPU peak RSS is that preset's own
