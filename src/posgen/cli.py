@@ -844,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("posgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (`posgen ... | head`)
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
