@@ -95,7 +95,6 @@ def inversion_experiment(out: str | Path, settings: ExperimentSettings = Experim
                          progress: bool = True) -> dict:
     """Project every target into every model; writes OUT/inversion.json, inversion.png and the
     per-model reconstructions; returns the record."""
-    from posgen.metrics.digits_features import load_glyphs
     from posgen.sampling import load
     from posgen.viz import save_panels
 
@@ -110,7 +109,6 @@ def inversion_experiment(out: str | Path, settings: ExperimentSettings = Experim
         if targets is None:
             targets, picks = heldout_targets(cfg.data, settings.count)
             record["glyphs"] = picks
-            labels = torch.from_numpy(load_glyphs()[1][picks])
             rows["target"] = [targets[t][:4] for t in settings.transforms]
         pcfg = replace(settings.projection, steps=settings.steps)
         batch = torch.cat([targets[t] for t in settings.transforms])
@@ -119,11 +117,10 @@ def inversion_experiment(out: str | Path, settings: ExperimentSettings = Experim
         per: dict = {"kimg": state.get("kimg"), "seconds": round(time.time() - t0, 1)}
         k = settings.count
         ink = ink_psnr(res.images, batch)
-        hits = recognised(res.images, labels.repeat(len(settings.transforms)))
         for j, t in enumerate(settings.transforms):
             sl = slice(j * k, (j + 1) * k)
             per[t] = {"psnr": round(float(res.psnr[sl].mean()), 3), "psnr_std": round(float(res.psnr[sl].std()), 3),
-                      "ink_psnr": round(float(ink[sl].mean()), 3), "recognised": round(float(hits[sl].mean()), 3),
+                      "ink_psnr": round(float(ink[sl].mean()), 3),
                       "feature": round(float(res.feature_distance[sl].mean()), 4)}
         rows[name] = [res.images[j * k:j * k + 4] for j in range(len(settings.transforms))]
         if settings.grid_count and "shift" in G.capabilities and "zoom" in G.capabilities:
@@ -132,12 +129,10 @@ def inversion_experiment(out: str | Path, settings: ExperimentSettings = Experim
             gres = project(G, sub, replace(pcfg, optimize_grid=True), data_source=cfg.data.source,
                            progress=progress, model=name)
             gink = ink_psnr(gres.images, sub)
-            ghits = recognised(gres.images, labels[:g].repeat(len(settings.transforms)))
             for j, t in enumerate(settings.transforms):
                 sl = slice(j * g, (j + 1) * g)
                 per[t]["grid_psnr"] = round(float(gres.psnr[sl].mean()), 3)
                 per[t]["grid_ink_psnr"] = round(float(gink[sl].mean()), 3)
-                per[t]["grid_recognised"] = round(float(ghits[sl].mean()), 3)
                 per[t]["grid_feature"] = round(float(gres.feature_distance[sl].mean()), 4)
                 per[t]["grid_found"] = [_grid_summary(gr) for gr in gres.grids[sl]]
             rows[f"{name} +grid"] = [gres.images[j * g:(j + 1) * g] for j in range(len(settings.transforms))]
@@ -158,15 +153,6 @@ def ink_psnr(images: torch.Tensor, target: torch.Tensor, dilate: int = 2) -> tor
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
 
 
-@torch.no_grad()
-def recognised(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """1 where the digits classifier reads the target's class in the reconstruction, else 0: [N]."""
-    from posgen.metrics.digits_features import load_digits_extractor
-
-    net = load_digits_extractor()
-    return (net.logits(images.float()).argmax(dim=1) == labels).float()
-
-
 def _grid_summary(grid) -> dict:
     a = grid.affine
     s = float(a[0, 0])
@@ -175,13 +161,12 @@ def _grid_summary(grid) -> dict:
 
 
 def inversion_table(record: dict) -> str:
-    """A markdown table per model and transform: PSNR / digit-region PSNR (dB) / feature distance /
-    share recognised by the digits classifier."""
+    """A markdown table per model and transform: PSNR / digit-region PSNR (dB) / feature distance."""
     transforms = record["settings"]["transforms"]
     lines = ["| model | " + " | ".join(transforms) + " |", "|---|" + "---|" * len(transforms)]
 
     def cell(v: dict, p: str) -> str:
-        return f"{v[p + 'psnr']:.1f} / {v[p + 'ink_psnr']:.1f} / {v[p + 'feature']:.3f} / {v[p + 'recognised']:.0%}"
+        return f"{v[p + 'psnr']:.1f} / {v[p + 'ink_psnr']:.1f} / {v[p + 'feature']:.3f}"
 
     for name, per in record["models"].items():
         lines.append(f"| {name} (w) | " + " | ".join(cell(per[t], "") for t in transforms) + " |")
@@ -268,7 +253,7 @@ def write_markdown(out: Path, inversion: dict | None, sefa: dict | None) -> None
     """OUT/apps-numbers.md: the measured tables (docs/apps.md quotes them)."""
     parts = []
     if inversion:
-        parts += ["## Inversion (PSNR dB / digit-region PSNR dB / digits-feature distance / recognised)", "",
+        parts += ["## Inversion (PSNR dB / digit-region PSNR dB / digits-feature distance)", "",
                   inversion_table(inversion), ""]
     if sefa:
         shifts = sefa["shifts"]
