@@ -303,3 +303,39 @@ def test_bad_inputs_give_one_line_and_exit_2(trained_run, singan_run, tmp_path, 
                     "a rotate video needs a generator that renders on rotated grids")
     _one_line_error(capsys, ["project", "--checkpoint", sg, "--digit", "1", "--out", str(tmp_path / "o")],
                     "needs a generator with a mapping network")
+
+
+# ---------------------------------------------------------------------------------------- the experiment
+
+def test_digit_targets_shift_roll_and_zoom(trained_run):
+    from posgen.apps.inversion import digit_image, heldout_targets
+    from posgen.sampling import load
+
+    data = load(str(trained_run)).config.data
+    a = digit_image(data, 3)
+    assert a.shape == (1, 3, 16, 16) and a.max() > 0 and a.min() == -1
+    b = digit_image(data, 3, (4, -3))
+    assert torch.equal(b[0, :, 4:, :-3], a[0, :, :-4, 3:]) and torch.all(b[0, :, :4] == -1)
+    assert torch.equal(digit_image(data, 3, (4, -3), roll=True), torch.roll(a, (4, -3), dims=(2, 3)))
+    z = digit_image(data, 3, zoom=2)  # the top-left quarter drawn twice as large
+    lit = (z[0].amax(dim=0) > -0.9).nonzero()
+    assert lit[:, 0].max() > 8 and lit[:, 1].max() > 8
+    with pytest.raises(DataError, match="there are 1797 digits"):
+        digit_image(data, 5000)
+    targets, picks = heldout_targets(data, count=3)
+    assert set(targets) == {"train", "shift8", "shift16", "roll-8", "zoom2"} and len(picks) == 3
+    assert all(v.shape == (3, 3, 16, 16) for v in targets.values())
+
+
+def test_inversion_experiment_runs_and_tabulates(trained_run, tmp_path):
+    from posgen.apps.inversion import ExperimentSettings, inversion_experiment, inversion_table
+
+    settings = ExperimentSettings(models=(str(trained_run),), count=2, steps=3, grid_count=1)
+    settings.projection.w_avg_samples = 100
+    record = inversion_experiment(tmp_path, settings, progress=False)
+    per = record["models"][str(trained_run)]
+    assert {"psnr", "ink_psnr", "feature", "grid_psnr", "grid_found"} <= set(per["shift8"])
+    assert (tmp_path / "inversion.png").is_file()
+    assert json.loads((tmp_path / "inversion.json").read_text())["glyphs"] == record["glyphs"]
+    table = inversion_table(record)
+    assert table.count("\n") == 3 and "(w + grid)" in table
