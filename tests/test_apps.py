@@ -228,7 +228,7 @@ def test_video_interp_in_z_works_for_a_family_without_a_mapping(singan_run, tmp_
     from posgen.sampling import load
 
     S = load(str(singan_run))[0]
-    info = render_video([("singan", S)], [0, 1], VideoConfig(kind="interp", space="z", frames=3, upscale=1),
+    info = render_video([("singan", S)], [0, 1], VideoConfig(kind="interp", frames=3, upscale=1),  # auto: z
                         tmp_path / "s.gif")
     assert info["frames"] == 3
     with pytest.raises(CapabilityError, match="a zoom video needs a generator that renders denser grids"):
@@ -283,6 +283,10 @@ def test_bad_inputs_give_one_line_and_exit_2(trained_run, singan_run, tmp_path, 
     _one_line_error(capsys, ["project", "--checkpoint", run, "--image", str(big), "--out", str(tmp_path / "o")],
                     "is 12x20; the canvas is 16x16")
     _one_line_error(capsys, ["project", "--checkpoint", run, "--out", str(tmp_path / "o")], "one of --image")
+    _one_line_error(capsys, ["project", "--checkpoint", run, "--image", str(big), "--target-zoom", "2", "--out",
+                             str(tmp_path / "o")], "transform a --digit")
+    _one_line_error(capsys, ["video", "--checkpoint", str(singan_run), "--space", "w", "--out", str(tmp_path / "w.gif")],
+                    "--space w needs a generator with a mapping network")
     _one_line_error(capsys, ["edit", "--checkpoint", run, "--direction", "16", "--out", str(tmp_path / "e")],
                     "--direction 16 does not exist; there are 16 directions")
     _one_line_error(capsys, ["edit", "--checkpoint", run, "--layers", "0,9", "--out", str(tmp_path / "e")],

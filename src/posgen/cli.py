@@ -464,6 +464,8 @@ def cmd_project(args: argparse.Namespace) -> int:
         return 0
     if not args.checkpoint or (args.image is None) == (args.digit is None):
         raise UsageError("project needs --checkpoint and one of --image PNG or --digit INDEX (or --experiment)")
+    if args.image and (args.target_shift or args.target_roll or args.target_zoom != 1):
+        raise UsageError("--target-shift/--target-roll/--target-zoom transform a --digit; transform an --image yourself")
     _check_device(args.device)
     out = output_folder(args.out)
     G, cfg, _ = load_model(args.checkpoint, args.device)
@@ -814,7 +816,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", choices=["interp", "pan", "zoom", "rotate"], default="interp")
     s.add_argument("--frames", type=_positive("frames", int), default=60)
     s.add_argument("--fps", type=_positive("fps"), default=12.0)
-    s.add_argument("--space", choices=["w", "z"], default="w", help="interp: interpolate in w (default) or z")
+    s.add_argument("--space", choices=["auto", "w", "z"], default="auto",
+                   help="interp: interpolate in w or z (default auto: w where the family has a mapping network)")
     s.add_argument("--interpolation", choices=["slerp", "lerp"], default="slerp")
     s.add_argument("--pan", type=_numbers("pan", 2), metavar="DY,DX", help="pan: total motion in training pixels "
                    "(default 0,RESOLUTION)")

@@ -190,12 +190,13 @@ def feature_network(kind: FeatureKind, data_source: str | None, device: str | to
         if data_source == "digits":
             kind = "digits"
         else:
+            from posgen.errors import MetricError
             from posgen.metrics.inception import resolve_weights
 
             try:
                 resolve_weights(verify=False)
                 kind = "inception"
-            except Exception:  # no weights in this install: pixels only
+            except MetricError:  # no weights in this install: pixels only
                 kind = "none"
     if kind == "none":
         return "none", None

@@ -134,7 +134,7 @@ class VideoConfig:
     kind: VideoKind = "interp"
     frames: int = 60
     fps: float = 12
-    space: Literal["z", "w"] = "w"                  # interp: where to interpolate (w needs a mapping network)
+    space: Literal["auto", "z", "w"] = "auto"       # interp: w needs a mapping network; auto: w if there is one
     interpolation: Literal["slerp", "lerp"] = "slerp"
     pan: tuple[float, float] | None = None          # pan: total (dy, dx) in training pixels (default (0, resolution))
     zoom_range: tuple[float, float] = (1.0, 2.0)    # zoom: first and last zoom factor
@@ -150,8 +150,8 @@ class VideoConfig:
             raise UsageError(f"--frames must be positive, got {self.frames}")
         if not self.fps > 0:
             raise UsageError(f"--fps must be positive, got {self.fps}")
-        if self.space not in ("z", "w") or self.interpolation not in ("slerp", "lerp"):
-            raise UsageError("--space is z or w, --interpolation slerp or lerp")
+        if self.space not in ("auto", "z", "w") or self.interpolation not in ("slerp", "lerp"):
+            raise UsageError("--space is auto, z or w, --interpolation slerp or lerp")
         if min(self.zoom_range) <= 0 or not all(map(math.isfinite, self.zoom_range)):
             raise UsageError(f"--zoom-range must be two positive numbers, got {self.zoom_range}")
         if self.upscale < 1:
@@ -188,7 +188,7 @@ def frame_latents(G: Generator, seeds: Sequence[int], cfg: VideoConfig, grid: Gr
     """(kind, latents) per frame of an interpolation: kind "ws" [1, num_ws, w_dim] or "z" (the family's latent)."""
     device = next(G.parameters()).device
     z = G.latents(list(seeds), grid).to(device)  # [K, ...]
-    space = cfg.space
+    space = cfg.space if cfg.space != "auto" else ("w" if "truncation" in G.capabilities else "z")
     keys = G.mapping(z) if space == "w" else z
     stops = list(range(len(seeds))) + ([0] if cfg.loop and len(seeds) > 1 else [])
     segments = max(1, len(stops) - 1)
