@@ -173,6 +173,8 @@ def test_mixing_and_projection_are_refused_without_the_capability():
         style_mix(_NoStyles(), [0], [1], [0])
     with pytest.raises(CapabilityError, match="needs a generator with a mapping network"):
         project(_NoStyles(), torch.zeros(1, 3, 4, 4))
+    with pytest.raises(CapabilityError, match="needs a generator with a mapping network"):
+        factorize(_NoStyles())
 
 
 # ---------------------------------------------------------------------------------------- videos

@@ -76,6 +76,9 @@ class Factorization:
 def factorize(G: MappedGenerator, layers: Sequence[int] | None = None, sigma_samples: int = 4096,
               seed: int = 0) -> Factorization:
     """SeFa directions of G at ws indices `layers` (default `default_layers`)."""
+    from posgen.apps.projection import require_mapping
+
+    require_mapping(G)
     all_layers = style_layers(G)
     chosen = sorted(set(layers)) if layers is not None else default_layers(G)
     bad = [i for i in chosen if not 0 <= i < G.num_ws]
