@@ -768,7 +768,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perceptual distance (default: digits for digits models, inception if its weights exist)")
     s.add_argument("--feature-weight", type=_finite("feature-weight"), default=0.1)
     s.add_argument("--no-noise", action="store_true", help="do not optimise the noise inputs")
-    s.add_argument("--optimize-grid", action="store_true", help="also optimise the grid's translation and scale")
+    s.add_argument("--optimize-grid", action="store_true", help="also optimise the grid's translation (and scale, "
+                   "where the family renders denser grids)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--experiment", action="store_true", help="run Choi Fig. 5's inversion experiment, the SeFa "
                    "equivariance measurement and the pan video on --models (docs/apps.md)")

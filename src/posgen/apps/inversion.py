@@ -123,7 +123,7 @@ def inversion_experiment(out: str | Path, settings: ExperimentSettings = Experim
                       "ink_psnr": round(float(ink[sl].mean()), 3),
                       "feature": round(float(res.feature_distance[sl].mean()), 4)}
         rows[name] = [res.images[j * k:j * k + 4] for j in range(len(settings.transforms))]
-        if settings.grid_count and "shift" in G.capabilities and "zoom" in G.capabilities:
+        if settings.grid_count and "shift" in G.capabilities:
             g = settings.grid_count
             sub = torch.cat([targets[t][:g] for t in settings.transforms])
             gres = project(G, sub, replace(pcfg, optimize_grid=True), data_source=cfg.data.source,

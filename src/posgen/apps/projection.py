@@ -280,8 +280,7 @@ def project(G: MappedGenerator, target: torch.Tensor, cfg: ProjectionConfig = Pr
     if cfg.optimize_grid:
         from posgen.models.base import require
 
-        require(G, "shift", "--optimize-grid", model)
-        require(G, "zoom", "--optimize-grid", model)
+        require(G, "shift", "--optimize-grid", model)  # the scale too where the family renders denser grids
     device = next(G.parameters()).device
     target = target.to(device, torch.float32)
     n = target.shape[0]
@@ -302,7 +301,8 @@ def project(G: MappedGenerator, target: torch.Tensor, cfg: ProjectionConfig = Pr
         start = w_avg.view(1, 1, -1).expand(n, num_w, -1)
     w_opt = start.detach().clone().requires_grad_(True)  # [N, num_w, w_dim]
     noise = NoiseMaps(G, n, cfg.seed) if (cfg.optimize_noise and "noise" in G.capabilities) else None
-    grids = _GridParams(grid, n, device) if cfg.optimize_grid else None
+    grids = (_GridParams(grid, n, scale="zoom" in G.capabilities, roll="roll" in G.capabilities)
+             if cfg.optimize_grid else None)
     opts = RenderOptions(noise_mode="off") if "noise" in G.capabilities else RenderOptions()
     rng = torch.Generator().manual_seed(cfg.seed + 1)
 
@@ -377,9 +377,10 @@ def _nothing() -> Iterator[None]:
 
 
 class _GridParams:
-    """Per-target content shift (dy, dx) and log-scale, starting from `grid`'s own."""
+    """Per-target content shift (dy, dx) and log-scale (a parameter only with `scale`), starting
+    from `grid`'s own; the search tries rolled grids only with `roll`."""
 
-    def __init__(self, grid: Grid, n: int, device) -> None:
+    def __init__(self, grid: Grid, n: int, scale: bool = True, roll: bool = True) -> None:
         a = grid.affine
         if abs(float(a[0, 1])) > 1e-9 or abs(float(a[1, 0])) > 1e-9 or abs(float(a[0, 0] - a[1, 1])) > 1e-9:
             raise UsageError("--optimize-grid starts from a shifted or zoomed grid, not a rotated or stretched one")
@@ -389,26 +390,29 @@ class _GridParams:
         self.periods = [grid.period] * n
         self.shift = torch.tensor([[off - float(a[1, 2]), off - float(a[0, 2])]] * n, dtype=torch.float64,
                                   requires_grad=True)  # [N, 2] (dy, dx)
-        self.log_scale = torch.full((n,), math.log(s), dtype=torch.float64, requires_grad=True)
+        self.log_scale = torch.full((n,), math.log(s), dtype=torch.float64, requires_grad=scale)
+        self.scale, self.roll = scale, roll
 
     def parameters(self) -> list[torch.Tensor]:
-        return [self.shift, self.log_scale]
+        return [self.shift, self.log_scale] if self.scale else [self.shift]
 
     @torch.no_grad()
     def search(self, synthesize, sample_ws: torch.Tensor, target: torch.Tensor, step: int = 4) -> None:
         """Start each target from the candidate grid where the generator draws where the target has
         ink: candidates are content shifts on a `step`-px lattice over the canvas, zoom 1 or 2
-        (about the top-left corner), plain or rolled (period = the canvas); each is scored by the
+        (about the top-left corner; the starting zoom only without `scale`), plain or rolled
+        (period = the canvas; plain only without `roll`); each is scored by the
         normalised cross-correlation of the target's ink map with the mean ink map of renders of
         `sample_ws` [K, num_ws, w_dim] on that grid (ink: the brightest channel)."""
         h, w = self.size
         candidates = []
-        for period in (None, (float(h), float(w))):
-            for zoom in (1.0, 2.0):
+        log_scales = [math.log(1.0), math.log(0.5)] if self.scale else [float(self.log_scale[0])]
+        for period in (None, (float(h), float(w))) if self.roll else (None,):
+            for log_scale in log_scales:
                 for dy in range(-h // 2, h // 2 + 1, step):
                     for dx in range(-w // 2, w // 2 + 1, step):
                         candidates.append((period, torch.tensor([float(dy), float(dx)], dtype=torch.float64),
-                                           torch.tensor(-math.log(zoom), dtype=torch.float64)))
+                                           torch.tensor(log_scale, dtype=torch.float64)))
 
         def unit_ink(images: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] -> [N, H*W], zero mean, unit norm
             ink = images.amax(dim=1).flatten(1)
