@@ -1,6 +1,7 @@
 """StyleGAN3-T / -R training-step cost against the StyleGAN2 baseline at the same size and channels.
 
     OMP_NUM_THREADS=1 python benchmarks/sg3.py                 # CPU, one thread, digits sizes (32x32)
+    OMP_NUM_THREADS=1 python benchmarks/sg3.py --rows 1,2      # SG2 + the two presets only
     python benchmarks/sg3.py --device cuda --threads 0
 
 One G+D training step (the shared GAN trainer, lazy R1 included) per row: seconds per step, images/s
@@ -57,11 +58,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--rows", type=int, default=len(ROWS), help="only the first this many rows")
+    p.add_argument("--rows", default=",".join(map(str, range(len(ROWS)))),
+                   help="comma-separated row indices (0, the SG2 baseline, always runs first)")
     a = p.parse_args()
     print(f"device={a.device} threads={a.threads or torch.get_num_threads()} torch={torch.__version__}")
     base = None
-    for label, preset, overrides in ROWS[: a.rows]:
+    rows = sorted({0, *map(int, a.rows.split(","))})
+    for label, preset, overrides in (ROWS[i] for i in rows):
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process per row
             dt, batch = pool.apply(step_time, (preset, overrides, a.device, a.steps, a.warmup, a.threads))
         base = base or dt

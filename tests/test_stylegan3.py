@@ -255,3 +255,17 @@ def test_radial_downsample_equals_the_direct_2d_filter():
     padded = torch.nn.functional.pad(x, (11, 0, 11, 0)).reshape(6, 1, 51, 47)
     ref = torch.nn.functional.conv2d(padded, taps.view(1, 1, 12, 12), stride=2)
     assert torch.allclose(edge.reshape(6, 1, 4, 4), ref[:, :, :4, :4], atol=tol)
+
+
+def test_learned_input_transform_and_the_grid_speak_the_same_units():
+    # the affine of w moves the Fourier features by t canvas widths (T_w(x) = R (x - t)): with t = 4/16 of
+    # the canvas the image equals the render on a grid shifted by 4 output pixels, exactly (4 is a multiple
+    # of the coarsest stride, so every lattice moves by whole samples) away from the lattice border
+    G = tiny()
+    z = torch.randn(2, 16, generator=torch.Generator().manual_seed(5))
+    grid = Grid(16, 32)
+    with torch.no_grad():
+        ref = G(z, grid.shift(0, 4))
+        G.input.affine.bias.copy_(torch.tensor([1.0, 0.0, 4 / 16, 0.0]))
+        moved = G(z, grid)
+    assert _psnr(moved[..., 4:-4, 8:-8], ref[..., 4:-4, 8:-8]) > 100

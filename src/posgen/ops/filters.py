@@ -75,8 +75,9 @@ def lowpass_filter(numtaps: int, cutoff: float, half_width: float, fs: float, *,
     """A windowed low-pass filter with unit DC gain, laid out at sampling rate `fs`.
 
     Separable (config T): the sinc 2 f_c sinc(2 f_c t) times a Kaiser window, [numtaps].
-    Radial (config R): the jinc 2 f_c^2 J1(2 pi f_c r) / (f_c r) ... normalised, i.e. the ideal
-    disc-shaped low-pass, times a radially symmetric Kaiser window, [numtaps, numtaps].
+    Radial (config R): jinc(2 f_c r) = 2 J1(2 pi f_c r) / (2 pi f_c r), the ideal low-pass with a
+    disc-shaped response of radius f_c (Sec. 2.1), times a radially symmetric Kaiser window (the
+    official code uses a separable one, which is not radial), [numtaps, numtaps].
     The window's beta follows from the attenuation Kaiser's formula gives for `numtaps` and the
     transition band 2 * `half_width` (App. C).
     """
