@@ -269,3 +269,13 @@ def test_learned_input_transform_and_the_grid_speak_the_same_units():
         G.input.affine.bias.copy_(torch.tensor([1.0, 0.0, 4 / 16, 0.0]))
         moved = G(z, grid)
     assert _psnr(moved[..., 4:-4, 8:-8], ref[..., 4:-4, 8:-8]) > 100
+
+
+def test_ffhq256_presets_have_the_papers_parameter_counts():
+    # Karras et al. 2021, Fig. 5 right (G-CNN comparison, FFHQ-U 256): StyleGAN3-T 23.3M, StyleGAN3-R 15.8M
+    from posgen.families import build_generator
+    from posgen.presets import get_preset
+
+    for name, millions in (("ffhq256-sg3t", 23.3), ("ffhq256-sg3r", 15.8)):
+        G = build_generator(get_preset(name))
+        assert sum(p.numel() for p in G.parameters()) / 1e6 == pytest.approx(millions, abs=0.05), name

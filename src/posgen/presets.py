@@ -141,14 +141,15 @@ def _digits_sg3(name: str, description: str, equivariance: str) -> RunConfig:
 
 
 def _ffhq256_sg3(name: str, description: str, equivariance: str) -> RunConfig:
-    # Karras et al. 2021 at 256 (their FFHQ-U 256 ablation): 14 layers, n = 6, m = 2, margin 10; T: channel
-    # base 32768 / max 512, R: 65536 / 1024 with 1x1 convs; batch 32, no mixing, no path length; D-input blur
-    # sigma 10 px fading over 200 kimg. R1 gamma 2: our reading of NVlabs' recommendations for 256x256 faces
-    # (their 1024 FFHQ setting is 8.2), not checked against a run.
+    # Karras et al. 2021 at 256 (their FFHQ-U 256 ablations, Fig. 3 / 5): 14 layers, n = 6, m = 2, margin 10;
+    # T: channel base 16384 / max 512, R: 32768 / 1024 with 1x1 convs. These give exactly the 23.3M (T) and
+    # 15.8M (R) generator parameters of their G-CNN comparison table (tests/test_stylegan3.py). Batch 32, no
+    # mixing, no path length; D-input blur sigma 10 px fading over 200 kimg. R1 gamma 2: our reading of
+    # NVlabs' recommendations for 256x256 faces (their 1024 FFHQ setting is 8.2), not checked against a run.
     from posgen.models.stylegan3 import StyleGAN3Config
 
     wide = equivariance == "rotation"
-    model = StyleGAN3Config(resolution=256, channel_base=32768 * (2 if wide else 1), channel_max=512 * (2 if wide else 1),
+    model = StyleGAN3Config(resolution=256, channel_base=16384 * (2 if wide else 1), channel_max=512 * (2 if wide else 1),
                             equivariance=equivariance)
     run = _ffhq256_run(name, description, model, style_mixing=0.0, r1_gamma=2.0, ema_kimg=10.0)
     run.train.blur_sigma, run.train.blur_fade_kimg = 10.0, 200.0
