@@ -45,6 +45,8 @@ class SinGANStudySettings:
     patches: int = 128        # random patches per sample and region
     block: int = 14           # layout blocks of about this many pixels
     seed: int = 0
+    scale: int | None = None  # measure at this scale of the pyramid (0: coarsest; None: the finest), e.g. to
+    #                           compare runs that have not reached the finest scale; sizes shrink with it
 
 
 def region_masks(h: int, w: int, border: int) -> dict[str, torch.Tensor]:
@@ -102,29 +104,41 @@ def stretch(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
 
 
+@torch.no_grad()
 def measure(G, real: torch.Tensor, s: SinGANStudySettings) -> tuple[dict, dict]:
     """Numbers of one model, and its images per width (for the figure)."""
+    H, W = real.shape[-2:]
+    k = G.num_scales - 1 if s.scale is None else s.scale
+    rho = G.densities[k]
+    real = stretch(real, G.cfg.sizes[k]) if k < G.num_scales - 1 else real
     h, w = real.shape[-2:]
+    block, border = max(2, round(s.block * rho)), max(2 * (PATCH // 2 + 1), round(s.border * rho))  # half res too
     seeds = list(range(s.seed, s.seed + s.samples))
-    rec = G.render(G.reconstruction_latents()).clamp(-1, 1)
-    out = {"image_size": [h, w], "scales": G.num_scales, "noise_amp": [round(float(a), 5) for a in G.noise_amp],
+
+    def render(noise, grid: Grid) -> torch.Tensor:  # scale k's output for a grid of training-size pixels
+        return G.synthesize(noise, grid, k).clamp(-1, 1)
+
+    rec = render(G.reconstruction_noise(None, k), G.default_grid())
+    out = {"image_size": [h, w], "scale": k, "scales": G.num_scales,
+           "noise_amp": [round(float(a), 5) for a in G.noise_amp],
            "reconstruction_rmse": float(((rec - real) ** 2).mean().sqrt())}
     images = {}
     for factor in WIDTHS:
-        width = round(w * factor)
-        fakes = render_seeds(G, seeds, Grid(h, width), batch_size=8).clamp(-1, 1)
+        grid = Grid(H, round(W * factor))
+        fakes = torch.cat([render(G.noise_pyramid(seeds[i:i + 8], grid, k), grid) for i in range(0, len(seeds), 8)])
+        width = fakes.shape[-1]
         images[factor] = fakes
         key = f"{factor:g}x"
-        row = {"layout_stretched": layout_distance(fakes, stretch(real, (h, width)), s.block),
+        row = {"layout_stretched": layout_distance(fakes, stretch(real, (h, width)), block),
                "diversity": float(fakes.std(0).mean())}
         if factor == 1.0:
-            row.update(region_swd(fakes, real, s.border, s.patches, s.seed))
-            row.update({f"layout_{k}": layout_distance(fakes, real, s.block, k) for k in ("border", "centre")})
+            row.update(region_swd(fakes, real, border, s.patches, s.seed))
+            row.update({f"layout_{b}": layout_distance(fakes, real, block, b) for b in ("border", "centre")})
         else:
-            row["layout_left"] = layout_distance(fakes[..., :w], real, s.block)
+            row["layout_left"] = layout_distance(fakes[..., :w], real, block)
         out[key] = row
     flat = real.mean(dim=(2, 3), keepdim=True).expand_as(real)
-    out["references"] = {f"{name}_{k}": layout_distance(ref, real, s.block, k) for k in ("all", "border", "centre")
+    out["references"] = {f"{name}_{b}": layout_distance(ref, real, block, b) for b in ("all", "border", "centre")
                          for name, ref in (("flat_mean_colour", flat), ("mirrored_image", real.flip(-1)))}
     return out, {"rec": rec, **images}
 
@@ -138,6 +152,7 @@ def run(out: str, settings: SinGANStudySettings = SinGANStudySettings()) -> dict
         real = training_image(cfg)
         numbers, images = measure(G, real, settings)
         numbers["iterations"] = state.get("step")
+        real = stretch(real, tuple(images["rec"].shape[-2:]))  # at the measured scale
         rows[name] = [torch.cat([real, images["rec"]]), images[1.0][:3], images[1.5][:2], images[2.0][:2]]
         return numbers
 
@@ -152,8 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="docs/singan")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated checkpoints or shipped names")
     p.add_argument("--samples", type=int, default=24)
+    p.add_argument("--scale", type=int, default=None, help="measure at this pyramid scale (0: coarsest)")
     a = p.parse_args(argv)
-    record = run(a.out, SinGANStudySettings(models=tuple(a.models.split(",")), samples=a.samples))
+    record = run(a.out, SinGANStudySettings(models=tuple(a.models.split(",")), samples=a.samples, scale=a.scale))
     for name, r in record.items():
         print(name, {k: v for k, v in r.items() if k in ("reconstruction_rmse", "1x", "1.5x", "2x")})
 
