@@ -22,6 +22,7 @@ network; digits-ddpm is a ddpm model".
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
 
@@ -154,3 +155,17 @@ class MappedGenerator(Generator):
     def synthesize(self, ws: torch.Tensor, grid: Grid | PointGrid | None, options: RenderOptions) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid`, with the options this family takes."""
         raise NotImplementedError
+
+    def check_ws(self, ws: torch.Tensor) -> None:
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
+            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
+
+    def lattice_canvas(self, ws: torch.Tensor, grid: Grid | PointGrid | None, stride: int) -> tuple[Grid, Grid]:
+        """(grid, canvas) for a convolutional family: the grid to render (default the training one;
+        a lattice, not a point set) and the canvas it is computed on, extended at the bottom and
+        right so that `stride` divides both sides (the result is cropped back to the grid)."""
+        grid = grid or self.default_grid()
+        if not isinstance(grid, Grid):
+            raise TypeError(f"{self.family} renders on a lattice Grid, got {type(grid).__name__}")
+        self.check_ws(ws)
+        return grid, grid.resize(math.ceil(grid.height / stride) * stride, math.ceil(grid.width / stride) * stride)

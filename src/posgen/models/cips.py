@@ -166,8 +166,7 @@ class Generator(MappedGenerator):
         is called after each chunk (progress reporting).
         """
         grid = self.default_grid() if grid is None else grid
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
-            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
+        self.check_ws(ws)
         if chunk_points is not None and chunk_points < 1:
             raise ValueError(f"chunk_points must be positive, got {chunk_points}")
         n, c, dev, dtype = ws.shape[0], self.cfg.img_channels, ws.device, ws.dtype

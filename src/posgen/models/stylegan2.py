@@ -151,14 +151,7 @@ class Generator(MappedGenerator):
 
     def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""
-        grid = grid or self.default_grid()
-        if not isinstance(grid, Grid):
-            raise TypeError(f"StyleGAN2 renders on a lattice Grid, got {type(grid).__name__}")
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
-            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
-        f0 = self.coarsest_stride
-        # Render on a canvas whose size every scale divides, then crop (extends bottom/right only).
-        canvas = grid.resize(math.ceil(grid.height / f0) * f0, math.ceil(grid.width / f0) * f0)
+        grid, canvas = self.lattice_canvas(ws, grid, self.coarsest_stride)  # every scale divides the canvas
         dev, dtype = ws.device, ws.dtype
 
         def coords(scale: int, extra: int = 0) -> torch.Tensor:

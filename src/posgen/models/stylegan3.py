@@ -212,14 +212,7 @@ class Generator(MappedGenerator):
 
     def synthesis(self, ws: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""
-        grid = grid or self.default_grid()
-        if not isinstance(grid, Grid):
-            raise TypeError(f"StyleGAN3 renders on a lattice Grid, got {type(grid).__name__}")
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws:
-            raise ValueError(f"ws must be [N, {self.num_ws}, w_dim], got {tuple(ws.shape)}")
-        f0 = self.coarsest_stride
-        # a canvas every layer's stride divides; extends bottom/right only, cropped at the end
-        canvas = grid.resize(math.ceil(grid.height / f0) * f0, math.ceil(grid.width / f0) * f0)
+        grid, canvas = self.lattice_canvas(ws, grid, self.coarsest_stride)  # every layer's stride divides the canvas
         s0, res = self.specs[0], self.resolution
         stride = res // int(s0.rate)
         u = canvas.scale_coords(stride, s0.margin, device=ws.device, dtype=torch.float64)  # [2, h, w] scale units
