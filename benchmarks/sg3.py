@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import time
 
 import torch
-
-from posgen.config import apply_overrides
-from posgen.presets import get_preset
-from posgen.training.loop import build_trainer
+from train_step import bench  # benchmarks/train_step.py: one preset's seconds per G+D step
 
 PAPER_DEPTH = ["model.num_layers=14", "model.margin=10"]
 ROWS = [  # label, preset, overrides
@@ -32,24 +28,6 @@ ROWS = [  # label, preset, overrides
     ("SG3-R 14 layers, margin 10", "digits-sg3r", PAPER_DEPTH),
     ("SG3-R 2x channels (paper)", "digits-sg3r", ["model.channel_base=2048", "model.channel_max=128"]),
 ]
-
-
-def step_time(preset: str, overrides: list[str], device: str, steps: int, warmup: int, threads: int) -> tuple[float, int]:
-    """Seconds per training step (after warm-up) and the batch size."""
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = apply_overrides(get_preset(preset), overrides)
-    trainer = build_trainer(cfg, seed=0, device=device)
-    for _ in range(warmup):
-        trainer.train_step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps, cfg.train.batch_size
 
 
 def main() -> None:
@@ -66,7 +44,8 @@ def main() -> None:
     rows = sorted({0, *map(int, a.rows.split(","))})
     for label, preset, overrides in (ROWS[i] for i in rows):
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process per row
-            dt, batch = pool.apply(step_time, (preset, overrides, a.device, a.steps, a.warmup, a.threads))
+            r = pool.apply(bench, (preset, a.device, a.steps, a.warmup, None, a.threads, tuple(overrides)))
+        dt, batch = r["s_per_step"], r["batch"]
         base = base or dt
         print(f"{label:28s} batch {batch:3d}  {dt:7.3f} s/step  {batch / dt:7.1f} img/s  x{dt / base:5.2f} SG2 cost",
               flush=True)

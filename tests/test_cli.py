@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posgen.cli import main, parse_seeds, parse_shift, parse_size
+from posgen.cli import main
+from posgen.options import parse_seeds, parse_shift, parse_size
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 

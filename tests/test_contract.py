@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY_PRESET, tiny_run
 from posgen import checkpoint
-from posgen.cli import grid_for
+from posgen.options import grid_for
 from posgen.errors import CapabilityError
 from posgen.families import FAMILIES, build_generator
 from posgen.grid import Canvas, Grid, PointGrid

@@ -111,7 +111,7 @@ def test_capabilities_and_refusals():
         with pytest.raises(CapabilityError):
             G.render(lat, PointGrid.from_grid(Grid(16, 16)))
     with pytest.raises(CapabilityError, match="^--shift needs a generator that renders on shifted grids; m is a ddpm model$"):
-        from posgen.cli import grid_for
+        from posgen.options import grid_for
         from posgen.grid import Canvas
 
         grid_for(base, Canvas(shift=(1, 1)), "m")

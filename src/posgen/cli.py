@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
 import sys
 from pathlib import Path
 
 from posgen.errors import (CapabilityError, CheckpointError, ConfigError, DataError, MetricError, TrainingError,
                            UsageError)
+from posgen.options import (add_canvas_options, add_render_options, canvas_from_args, check_device, finite,
+                            grid_for, index_list, join_signed_values, numbers, output_folder, parse_region,
+                            parse_seeds, parse_shift, parse_size, positive, refusing, render_options,
+                            results_file)
 
 EXIT_USAGE = 2
 
@@ -21,70 +23,6 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message}")
-
-
-# ---- argument parsing helpers -------------------------------------------------------------
-def parse_seeds(text: str) -> list[int]:
-    """'0-7,10,12-13' -> [0..7, 10, 12, 13]."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-            raise UsageError(f"malformed --seeds {text!r}: use e.g. 0-7,10")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        seeds.extend(range(lo, hi + 1))
-    return seeds
-
-
-def parse_shift(text: str) -> tuple[float, float]:
-    """'DY,DX' in training pixels, fractional allowed."""
-    try:
-        dy, dx = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"malformed --shift {text!r}: use DY,DX, e.g. 0,4.5") from None
-    if not all(map(math.isfinite, (dy, dx))):
-        raise UsageError(f"malformed --shift {text!r}: values must be finite")
-    return dy, dx
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (or a single number for a square)."""
-    m = re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+)\s*)?", text)
-    if not m:
-        raise UsageError(f"malformed --size {text!r}: use HxW, e.g. 32x64")
-    h, w = int(m.group(1)), int(m.group(2) or m.group(1))
-    if h <= 0 or w <= 0:
-        raise UsageError(f"--size must be positive, got {h}x{w}")
-    if h * w > 4096 * 4096:
-        raise UsageError(f"--size {h}x{w} is larger than 4096x4096 pixels")
-    return h, w
-
-
-def _finite(name: str):
-    """argparse type: a finite number for option --name."""
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise UsageError(f"--{name} must be a number, got {text!r}") from None
-        if not math.isfinite(v):
-            raise UsageError(f"--{name} must be a finite number, got {text}")
-        return v
-    return parse
-
-
-def _positive(name: str, kind: type = float):
-    """argparse type: a finite positive number of `kind` (float or int) for option --name."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise UsageError(f"--{name} must be {what}, got {text!r}") from None
-        if not math.isfinite(v) or v <= 0:
-            raise UsageError(f"--{name} must be positive, got {text}")
-        return v
-    return parse
 
 
 # ---- subcommands ----------------------------------------------------------------------------
@@ -142,83 +80,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/{cfg.name}")
         if (out / checkpoint.CHECKPOINT_NAME).exists():
             raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
-    _check_device(args.device)
+    check_device(args.device)
     train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
           max_seconds=args.minutes * 60 if args.minutes else None)
     print(out / checkpoint.CHECKPOINT_NAME)
     return 0
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
-
-
-def canvas_from_args(args: argparse.Namespace):
-    """The `Canvas` that --size / --zoom / --shift / --roll / --rotate ask for (the same in every command)."""
-    from posgen.grid import Canvas
-
-    return Canvas(size=getattr(args, "size", None), zoom=getattr(args, "zoom", None) or 1.0, shift=getattr(args, "shift", None), roll=bool(getattr(args, "roll", False)),
-                  rotate=getattr(args, "rotate", None) or 0.0)
-
-
-def grid_for(G, canvas, model: str):
-    """`canvas` on generator G, after checking that G's family can render it (one line if not)."""
-    from posgen.models.base import require
-
-    for capability, option in canvas.requested().items():
-        require(G, capability, option, model)
-    grid = canvas.grid(G.default_grid())  # an affine map only: nothing is allocated yet
-    if grid.height * grid.width > 4096 * 4096:
-        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, more than 4096x4096")
-    return grid
-
-
-def render_options(args: argparse.Namespace) -> dict:
-    """RenderOptions fields the user set explicitly (the rest stay the family's defaults)."""
-    options = {}
-    if getattr(args, "truncation", None) is not None:
-        options["truncation_psi"] = args.truncation
-    if getattr(args, "noise", None) is not None:
-        options["noise_mode"] = args.noise
-    if getattr(args, "chunk_points", None) is not None:
-        options["chunk_points"] = args.chunk_points
-    if getattr(args, "steps", None) is not None:
-        options["steps"] = args.steps
-    if getattr(args, "sampler", None) is not None:
-        options["sampler"] = args.sampler
-    return options
-
-
-def _refusing(fn):
-    """Run fn, turning a capability refusal into the CLI's one-line usage error with option names."""
-    try:
-        return fn()
-    except CapabilityError as e:
-        raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
-                         .replace("chunk_points", "--chunk-points")
-                         .replace("steps needs", "--steps/--sampler needs")) from None
-
-
-def output_folder(path: str) -> Path:
-    """--out for commands that write a folder of images: refused in one line if it names a file."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {path} is a file; give a folder")
-    return out
-
-
-def results_file(path: str) -> Path:
-    """--out for evaluate: a JSON-lines file that results are appended to, never anything else
-    (a checkpoint, an image, a folder)."""
-    out = Path(path)
-    if out.suffix not in (".jsonl", ".json"):
-        raise UsageError(f"--out {path}: evaluate appends JSON lines to a .jsonl (or .json) file")
-    if out.is_dir():
-        raise UsageError(f"--out {path} is a folder; give a .jsonl file")
-    return out
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -227,13 +93,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from posgen.models.base import RenderOptions
 
-    _check_device(args.device)
+    check_device(args.device)
     out = output_folder(args.out)
     canvas = canvas_from_args(args)
     G, cfg, _ = load(args.checkpoint, args.device)
     grid = grid_for(G, canvas, args.checkpoint)
     options = render_options(args)
-    _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+    refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
     images = render_seeds(G, args.seeds, grid, progress=True, **options)
     out.mkdir(parents=True, exist_ok=True)
     for seed, img in zip(args.seeds, images):
@@ -241,17 +107,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     save_image_grid(images, out / "grid.png", cols=min(8, len(images)))
     print(f"wrote {len(images)} images of {grid.height}x{grid.width} and grid.png to {out}")
     return 0
-
-
-def parse_region(text: str) -> tuple[int, int, int, int]:
-    """'TOP,LEFT,H,W' in training pixels."""
-    try:
-        top, left, h, w = (int(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"malformed --region {text!r}: use TOP,LEFT,HEIGHT,WIDTH, e.g. 0,0,16,16") from None
-    if top < 0 or left < 0 or h < 1 or w < 1:
-        raise UsageError(f"--region {text!r}: top/left must be >= 0 and the size positive")
-    return top, left, h, w
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -270,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results_file(args.out)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     check_metric_names(names)
-    _check_device(args.device)
+    check_device(args.device)
     if args.checkpoint is None and not args.real_vs_real:
         raise UsageError("evaluate needs --checkpoint PATH (or --real-vs-real with --data)")
     canvas = canvas_from_args(args)
@@ -313,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from posgen.models.base import RenderOptions
 
         options = render_options(args)
-        _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+        refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
         sample_fn = make_sample_fn(G, **options)
         results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
     record.update({"data": data.source, "size": list(grid.size), "zoom": zoom, "shift": list(args.shift or (0, 0)),
@@ -332,7 +187,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from posgen.apps.reconstruct import ReconstructionSettings, reconstruction_study
     from posgen.sampling import load
 
-    _check_device(args.device)
+    check_device(args.device)
     out = output_folder(args.out)
     models = {}
     for path in args.checkpoint:
@@ -431,26 +286,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index_list(name: str):
-    """argparse type: '0-3,5' -> [0, 1, 2, 3, 5] for option --name."""
-    def parse(text: str) -> list[int]:
-        try:
-            return parse_seeds(text)
-        except UsageError:
-            raise UsageError(f"malformed --{name} {text!r}: use e.g. 0-3,5") from None
-    return parse
-
-
-def _numbers(name: str, count: int | None = None):
-    """argparse type: comma-separated finite numbers (exactly `count` of them when given)."""
-    def parse(text: str) -> list[float]:
-        values = [_finite(name)(v) for v in text.split(",") if v.strip()]
-        if not values or (count is not None and len(values) != count):
-            raise UsageError(f"malformed --{name} {text!r}: give {count or 'one or more'} comma-separated numbers")
-        return values
-    return parse
-
-
 def cmd_project(args: argparse.Namespace) -> int:
     from posgen.apps import projection as P
 
@@ -466,7 +301,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         raise UsageError("project needs --checkpoint and one of --image PNG or --digit INDEX (or --experiment)")
     if args.image and (args.target_shift or args.target_roll or args.target_zoom != 1):
         raise UsageError("--target-shift/--target-roll/--target-zoom transform a --digit; transform an --image yourself")
-    _check_device(args.device)
+    check_device(args.device)
     out = output_folder(args.out)
     G, cfg, _ = load_model(args.checkpoint, args.device)
     P.require_mapping(G, args.checkpoint)
@@ -509,7 +344,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from posgen.models.base import RenderOptions
     from posgen.viz import save_image_grid
 
-    _check_device(args.device)
+    check_device(args.device)
     G, cfg, _ = load_model(args.checkpoint, args.device)
     P.require_mapping(G, args.checkpoint)
     f = factorize(G, args.layers)
@@ -523,7 +358,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     grid = grid_for(G, canvas_from_args(args), args.checkpoint)
     options = render_options(args)
-    _refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
+    refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
     if args.latent:
         ws, _ = P.load_latent(args.latent)
         if tuple(ws.shape[1:]) != (G.num_ws, G.cfg.w_dim):
@@ -551,14 +386,14 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from posgen.models.base import RenderOptions
     from posgen.viz import save_image_grid
 
-    _check_device(args.device)
+    check_device(args.device)
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise UsageError(f"--out {args.out}: mix writes one .png file")
     G, cfg, _ = load_model(args.checkpoint, args.device)
     grid = grid_for(G, canvas_from_args(args), args.checkpoint)
     options = RenderOptions(**render_options(args))
-    images = _refusing(lambda: style_mix(G, args.rows, args.cols, args.layers, grid, options, args.checkpoint))
+    images = refusing(lambda: style_mix(G, args.rows, args.cols, args.layers, grid, options, args.checkpoint))
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image_grid(images, out, cols=len(args.cols) + 1)
     print(f"wrote a {len(args.rows)}x{len(args.cols)} style-mixing grid (ws {args.layers} from the columns) to {out}")
@@ -568,59 +403,17 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     from posgen.apps.video import VideoConfig, render_video
 
-    _check_device(args.device)
+    check_device(args.device)
     cfg = VideoConfig(kind=args.kind, frames=args.frames, fps=args.fps, space=args.space,
                       interpolation=args.interpolation, pan=tuple(args.pan) if args.pan else None,
                       zoom_range=tuple(args.zoom_range), degrees=args.degrees, upscale=args.upscale,
                       colors=args.colors)
     cfg.validate()
     models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
-    info = _refusing(lambda: render_video(models, args.seeds, cfg, args.out, canvas_from_args(args),
+    info = refusing(lambda: render_video(models, args.seeds, cfg, args.out, canvas_from_args(args),
                                           render_options(args), progress=True))
     print(f"wrote {info['frames']} frames of {info['height']}x{info['width']} at {cfg.fps:g} fps to {info['path']}")
     return 0
-
-
-def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None:
-    """--size / --zoom / --shift / --roll / --rotate: one meaning in every command (posgen.grid.Canvas)."""
-    s.add_argument("--zoom", type=_positive("zoom"),
-                   help=f"{what} the training extent this many times more densely (real data for metrics is "
-                        "prepared at the zoomed size)")
-    s.add_argument("--size", type=parse_size, help="output HxW (default: the training size times --zoom); a size "
-                   "alone shows more or less of the plane at the training spacing")
-    s.add_argument("--shift", type=parse_shift, metavar="DY,DX",
-                   help="move the content by DY,DX training pixels (fractional allowed)")
-    s.add_argument("--roll", action="store_true", help="with --shift: circular shift (wrap around the canvas)")
-    s.add_argument("--rotate", type=_finite("rotate"), metavar="DEG",
-                   help="rotate the content DEG degrees counter-clockwise about the canvas centre")
-
-
-def add_render_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--noise", choices=["random", "const", "off"],
-                   help="noise inputs (default const: a fixed field aligned with the grid)")
-    s.add_argument("--truncation", type=_finite("truncation"), metavar="PSI",
-                   help="truncation psi towards the mean w (default 1: none)")
-    s.add_argument("--steps", type=_positive("steps", int), metavar="N",
-                   help="sampling steps of an iterative sampler (ddpm; default from the model's config)")
-    s.add_argument("--sampler", choices=["ddpm", "ddim"],
-                   help="ddpm: ancestral (respaced when --steps < T); ddim: deterministic (ddpm models only)")
-
-
-# options taking a value that may start with "-" (argparse would read "-3,2" as an option)
-_SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed", "--target-shift", "--strengths", "--pan",
-                         "--zoom-range", "--degrees", "--feature-weight")
-
-
-def _join_signed_values(argv: list[str]) -> list[str]:
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -637,12 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="preset name (see `posgen presets`)")
     s.add_argument("--data", help="data source: digits, an image folder, a .zip archive or one image")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. model.channel_max=64")
-    s.add_argument("--kimg", type=_positive("kimg"), help="training length in thousands of images")
+    s.add_argument("--kimg", type=positive("kimg"), help="training length in thousands of images")
     s.add_argument("--out", help="run directory (default runs/PRESET)")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--minutes", type=_positive("minutes"), help="stop (with a checkpoint) after this much time")
+    s.add_argument("--minutes", type=positive("minutes"), help="stop (with a checkpoint) after this much time")
     s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     s.set_defaults(fn=cmd_train)
 
@@ -651,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
     add_canvas_options(s)
     add_render_options(s)
-    s.add_argument("--chunk-points", type=_positive("chunk-points", int), metavar="N",
+    s.add_argument("--chunk-points", type=positive("chunk-points", int), metavar="N",
                    help="render at most N points per pass to bound memory on large canvases (pixel-independent "
                         "generators such as cips only; they render large canvases in chunks by default)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -663,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", default="fid,kid,pr",
                    help="comma-separated: fid,kid,pr,swd,spectrum,eqt,eqt-frac,eqr,shift-consistency (default fid,kid,pr)")
     s.add_argument("--data", help="real data to compare with (default: the checkpoint's training data)")
-    s.add_argument("--num-samples", type=_positive("num-samples", int), default=10000,
+    s.add_argument("--num-samples", type=positive("num-samples", int), default=10000,
                    help="generated images for fid/kid/pr/swd/spectrum, and at most this many real ones (default 10000)")
     s.add_argument("--feature-extractor", choices=["inception", "digits"],
                    help="feature network for fid/kid/pr (default: digits for the digits data, else inception)")
@@ -672,13 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_canvas_options(s, what="evaluate on")
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="content patch for shift-consistency in training pixels (digits: from the data config)")
-    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
-    s.add_argument("--shift-samples", type=_positive("shift-samples", int), default=64,
+    s.add_argument("--eq-samples", type=positive("eq-samples", int), default=256, help="samples for eqt/eqt-frac/eqr (default 256)")
+    s.add_argument("--shift-samples", type=positive("shift-samples", int), default=64,
                    help="samples per shift for shift-consistency (default 64)")
-    s.add_argument("--max-shift", type=_positive("max-shift"), help="largest shift in pixels (default: patch size)")
-    s.add_argument("--step", type=_positive("step"), default=0.5, help="shift step in pixels (default 0.5)")
+    s.add_argument("--max-shift", type=positive("max-shift"), help="largest shift in pixels (default: patch size)")
+    s.add_argument("--step", type=positive("step"), default=0.5, help="shift step in pixels (default 0.5)")
     add_render_options(s)
-    s.add_argument("--batch-size", type=_positive("batch-size", int), default=64)
+    s.add_argument("--batch-size", type=positive("batch-size", int), default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--real-vs-real", action="store_true", help="compare two disjoint halves of the real data (the floor)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data statistics")
@@ -691,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ddpm checkpoint, run directory or shipped model name; repeat for each model")
     s.add_argument("--out", required=True, help="output folder for reconstruction.png / .json")
     s.add_argument("--times", default="100,200,300,400,500,600,700,800,900", help="encoding steps t (default 100..900)")
-    s.add_argument("--num-images", type=_positive("num-images", int), default=32, help="digits measured per t")
-    s.add_argument("--stride", type=_positive("stride", int), default=1,
+    s.add_argument("--num-images", type=positive("num-images", int), default=32, help="digits measured per t")
+    s.add_argument("--stride", type=positive("stride", int), default=1,
                    help="decode with every N-th step (respaced ancestral sampler; default 1: all t steps)")
     s.add_argument("--region", type=parse_region, metavar="TOP,LEFT,H,W",
                    help="where the input digits sit (default 16,16,16,16: bottom-right, never seen in training)")
@@ -707,19 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", action="append", required=True,
                    help="checkpoint, run directory or shipped model name; repeat for each model")
     s.add_argument("--out", required=True, help="output folder for report.html and report.json")
-    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=2000,
+    s.add_argument("--fid-samples", type=positive("fid-samples", int), default=2000,
                    help="generated images per FID scale (default 2000)")
-    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=64)
+    s.add_argument("--eq-samples", type=positive("eq-samples", int), default=64)
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("study", help="reproduce the spatial-bias study's findings on the shipped digits models (docs/study.md)")
     s.add_argument("findings", nargs="*", metavar="FINDING", help="any of f1 f2 f3 f4 f5 f6 eq (default: all)")
     s.add_argument("--out", default="docs/study", help="folder for the figures and study.json (default docs/study)")
-    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=10000,
+    s.add_argument("--fid-samples", type=positive("fid-samples", int), default=10000,
                    help="generated images per FID/SWD figure (default 10000)")
-    s.add_argument("--shift-samples", type=_positive("shift-samples", int), default=256)
-    s.add_argument("--eq-samples", type=_positive("eq-samples", int), default=256)
-    s.add_argument("--noise-draws", type=_positive("noise-draws", int), default=100)
+    s.add_argument("--shift-samples", type=positive("shift-samples", int), default=256)
+    s.add_argument("--eq-samples", type=positive("eq-samples", int), default=256)
+    s.add_argument("--noise-draws", type=positive("noise-draws", int), default=100)
     s.add_argument("--model", type=parse_model_override, action="append", metavar="NAME=CHECKPOINT",
                    help="use CHECKPOINT in place of the shipped model NAME (repeatable)")
     s.set_defaults(fn=cmd_study)
@@ -733,11 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ne-model", default="digits-cips-ne", help="its no-embedding ablation (default digits-cips-ne)")
     s.add_argument("--conv-model", default="digits-mspe", help="convolutional model to compare (default digits-mspe)")
     s.add_argument("--panorama", default="panorama-cips", help="cylindrical CIPS checkpoint (default panorama-cips)")
-    s.add_argument("--fid-samples", type=_positive("fid-samples", int), default=10000,
+    s.add_argument("--fid-samples", type=positive("fid-samples", int), default=10000,
                    help="generated images per FID/SWD on the training canvas (default 10000)")
-    s.add_argument("--superres-samples", type=_positive("superres-samples", int), default=2000,
+    s.add_argument("--superres-samples", type=positive("superres-samples", int), default=2000,
                    help="generated images per FID/SWD at 2x and 4x, and per spectrum (default 2000)")
-    s.add_argument("--metric-samples", type=_positive("metric-samples", int), default=256,
+    s.add_argument("--metric-samples", type=positive("metric-samples", int), default=256,
                    help="latents per seam, foveation and ablation measurement (default 256)")
     s.set_defaults(fn=cmd_cips)
 
@@ -748,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="baseline, MS-PE and padding-free MS-PE side by side on shifted, zoomed and wide "
                                     "canvases, with their shift consistency")
     s.add_argument("--out", default="posgen-demo", help="output folder (default ./posgen-demo)")
-    s.add_argument("--minutes", type=_positive("minutes"), default=6.0, help="training time when training (default 6)")
+    s.add_argument("--minutes", type=positive("minutes"), default=6.0, help="training time when training (default 6)")
     s.add_argument("--train", action="store_true", help="train even when shipped checkpoints exist")
     s.set_defaults(fn=cmd_demo)
 
@@ -762,11 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-zoom", type=int, default=1, help="with --digit: draw it 1, 2 or 4 times larger about "
                    "the top-left corner")
     add_canvas_options(s, what="render (the grid projected on, or the start of --optimize-grid)")
-    s.add_argument("--steps", type=_positive("steps", int), default=300)
+    s.add_argument("--steps", type=positive("steps", int), default=300)
     s.add_argument("--w-plus", action="store_true", help="optimise one w per layer (w+) instead of one w")
     s.add_argument("--features", choices=["auto", "digits", "inception", "none"], default="auto",
                    help="perceptual distance (default: digits for digits models, inception if its weights exist)")
-    s.add_argument("--feature-weight", type=_finite("feature-weight"), default=0.1)
+    s.add_argument("--feature-weight", type=finite("feature-weight"), default=0.1)
     s.add_argument("--no-noise", action="store_true", help="do not optimise the noise inputs")
     s.add_argument("--optimize-grid", action="store_true", help="also optimise the grid's translation (and scale, "
                    "where the family renders denser grids)")
@@ -775,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "equivariance measurement and the pan video on --models (docs/apps.md)")
     s.add_argument("--models", default="digits-baseline,digits-mspe,digits-mspe-nopad,digits-cips",
                    help="with --experiment: comma-separated checkpoints")
-    s.add_argument("--count", type=_positive("count", int), default=10, help="with --experiment: digits per transform")
+    s.add_argument("--count", type=positive("count", int), default=10, help="with --experiment: digits per transform")
     s.add_argument("--grid-count", type=int, default=3, help="with --experiment: digits per transform for w + grid")
     s.add_argument("--parts", default="inversion,sefa,video", help="with --experiment: any of inversion,sefa,video")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -784,13 +577,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("edit", help="SeFa: list the top directions of the style weights; render latents moved along them")
     s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name")
-    s.add_argument("--list", type=_positive("list", int), metavar="K", help="print the top K directions (JSON lines)")
+    s.add_argument("--list", type=positive("list", int), metavar="K", help="print the top K directions (JSON lines)")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-3"), help="latents to edit (default 0-3)")
     s.add_argument("--latent", help="edit a projected latent instead (latent.safetensors from `posgen project`)")
-    s.add_argument("--direction", type=_index_list("direction"), default=[0], help="direction indices, e.g. 0-2")
-    s.add_argument("--strengths", type=_numbers("strengths"), default=[-3.0, -1.5, 0.0, 1.5, 3.0],
+    s.add_argument("--direction", type=index_list("direction"), default=[0], help="direction indices, e.g. 0-2")
+    s.add_argument("--strengths", type=numbers("strengths"), default=[-3.0, -1.5, 0.0, 1.5, 3.0],
                    help="steps along a direction in units of the spread of w along it (default -3,-1.5,0,1.5,3)")
-    s.add_argument("--layers", type=_index_list("layers"), help="ws indices to factorise and edit (default: all "
+    s.add_argument("--layers", type=index_list("layers"), help="ws indices to factorise and edit (default: all "
                    "modulated non-to-RGB layers)")
     add_canvas_options(s)
     add_render_options(s)
@@ -802,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name")
     s.add_argument("--rows", type=parse_seeds, default=parse_seeds("0-3"), help="row seeds (default 0-3)")
     s.add_argument("--cols", type=parse_seeds, default=parse_seeds("4-7"), help="column seeds (default 4-7)")
-    s.add_argument("--layers", type=_index_list("layers"), default=[0, 1, 2, 3],
+    s.add_argument("--layers", type=index_list("layers"), default=[0, 1, 2, 3],
                    help="ws indices taken from the column seeds (default 0-3: the coarse layers)")
     add_canvas_options(s)
     add_render_options(s)
@@ -815,17 +608,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", action="append", required=True, help="checkpoint; repeat to compare models (rows)")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-3"), help="default 0-3")
     s.add_argument("--kind", choices=["interp", "pan", "zoom", "rotate"], default="interp")
-    s.add_argument("--frames", type=_positive("frames", int), default=60)
-    s.add_argument("--fps", type=_positive("fps"), default=12.0)
+    s.add_argument("--frames", type=positive("frames", int), default=60)
+    s.add_argument("--fps", type=positive("fps"), default=12.0)
     s.add_argument("--space", choices=["auto", "w", "z"], default="auto",
                    help="interp: interpolate in w or z (default auto: w where the family has a mapping network)")
     s.add_argument("--interpolation", choices=["slerp", "lerp"], default="slerp")
-    s.add_argument("--pan", type=_numbers("pan", 2), metavar="DY,DX", help="pan: total motion in training pixels "
+    s.add_argument("--pan", type=numbers("pan", 2), metavar="DY,DX", help="pan: total motion in training pixels "
                    "(default 0,RESOLUTION)")
-    s.add_argument("--zoom-range", type=_numbers("zoom-range", 2), default=[1.0, 2.0], metavar="FROM,TO")
-    s.add_argument("--degrees", type=_finite("degrees"), default=360.0, help="rotate: total angle")
-    s.add_argument("--upscale", type=_positive("upscale", int), default=4, help="frame pixels per pixel (default 4)")
-    s.add_argument("--colors", type=_positive("colors", int), default=256, help="GIF palette per frame, 2-256 "
+    s.add_argument("--zoom-range", type=numbers("zoom-range", 2), default=[1.0, 2.0], metavar="FROM,TO")
+    s.add_argument("--degrees", type=finite("degrees"), default=360.0, help="rotate: total angle")
+    s.add_argument("--upscale", type=positive("upscale", int), default=4, help="frame pixels per pixel (default 4)")
+    s.add_argument("--colors", type=positive("colors", int), default=256, help="GIF palette per frame, 2-256 "
                    "(fewer: smaller files)")
     add_canvas_options(s)
     add_render_options(s)
@@ -837,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
+        args = build_parser().parse_args(join_signed_values(list(sys.argv[1:] if argv is None else argv)))
         return args.fn(args)
     except (UsageError, ConfigError, DataError, CheckpointError, MetricError, CapabilityError) as e:
         print(f"posgen: error: {e}", file=sys.stderr)

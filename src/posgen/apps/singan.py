@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from posgen.apps._runner import FigureRun
 from posgen.grid import Grid
 from posgen.metrics.swd import PATCH, sliced_wasserstein
-from posgen.sampling import render_seeds
 from posgen.training.singan import training_image
 from posgen.viz import save_panels
 

@@ -117,7 +117,6 @@ class Study(FigureRun):
         results, panels = {}, {}
         for name in names:
             G = self.model(name)[0]
-            res = G.resolution
             results[name], panels[name] = {}, []
             for s in scales:
                 grid = Canvas(zoom=s).grid(G.default_grid())
@@ -133,7 +132,6 @@ class Study(FigureRun):
         b = self.settings.border
         for name in names:
             G = self.model(name)[0]
-            res = G.resolution
             images = [render_seeds(G, SEEDS, noise_mode="off")]
             results[name] = {"padding": G.cfg.padding}
             for v in values:

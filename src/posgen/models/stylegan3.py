@@ -174,7 +174,7 @@ class SynthesisLayer(nn.Module):
         if self.torgb:
             return x.clamp(-self.clamp, self.clamp) if self.clamp is not None else x
         si, so = self.spec_in, self.spec_out
-        f_in, f_out = resolution / si.rate, resolution / so.rate  # strides in output pixels
+        f_out = resolution / so.rate  # stride of the output in training pixels
         size = (round(canvas[0] / f_out) + 2 * so.margin, round(canvas[1] / f_out) + 2 * so.margin)
         return self.act(x, (-si.margin, -si.margin), (-so.margin, -so.margin), size)
 

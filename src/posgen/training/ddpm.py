@@ -18,6 +18,7 @@ from posgen.config import RunConfig
 from posgen.data import open_dataset
 from posgen.errors import DataError, TrainingError
 from posgen.sampling import render_seeds
+from posgen.training.loop import check_finite
 from posgen.training.multiscale import step_generator
 from posgen.viz import save_image_grid
 
@@ -73,8 +74,7 @@ class DDPMTrainer:
         grid = G.default_grid()
         encodings = G.unet.encodings(grid, self.device)
         loss = G.diffusion.loss(lambda x, tt: G.unet(x, tt, grid, encodings), x0, times, noise)  # Ho Eq. 14
-        if not torch.isfinite(loss):
-            raise TrainingError(f"loss is {loss.item()} at step {step}; stopping (the last checkpoint is kept)")
+        check_finite(loss, "diffusion", step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(G.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"))

@@ -22,6 +22,7 @@ from posgen.grid import Canvas, Grid
 from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.sampling import render_seeds
 from posgen.training.loss import StyleGANLoss
+from posgen.training.loop import check_finite
 from posgen.training.multiscale import MultiScaleSampler, step_generator
 from posgen.viz import save_image_grid
 
@@ -112,7 +113,7 @@ class GANTrainer:
         ws = self._ws(step)
         fakes = resize(self._fakes(ws, grid), d_size)
         loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
-        _check_finite(loss_G, "G", step)
+        check_finite(loss_G, "G", step)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
@@ -123,7 +124,7 @@ class GANTrainer:
         loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
                                                      step_generator(self.seed, step, _AUGMENT_D))
         stats = {"loss/G": loss_G.item(), **stats, "scale": size}
-        _check_finite(loss_D, "D", step)
+        check_finite(loss_D, "D", step)
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()
@@ -193,8 +194,3 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-
-
-def _check_finite(loss: torch.Tensor, name: str, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise TrainingError(f"{name} loss is {loss.item()} at step {step}; stopping (the last checkpoint is kept)")

@@ -42,6 +42,12 @@ class Trainer(Protocol):
     def sample_grid(self, path: Path) -> None: ...
 
 
+def check_finite(loss: torch.Tensor, name: str, step: int) -> None:
+    """The trainers' stop on a non-finite loss: a TrainingError naming the loss and the step."""
+    if not torch.isfinite(loss):
+        raise TrainingError(f"{name} loss is {loss.item()} at step {step}; stopping (the last checkpoint is kept)")
+
+
 def build_trainer(cfg: RunConfig, seed: int = 0, device: str = "cpu") -> Trainer:
     """The trainer of `cfg`'s family, through the family table (fresh networks, no run directory)."""
     from posgen.families import family

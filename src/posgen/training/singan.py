@@ -16,7 +16,6 @@ so a run resumed within a scale continues exactly.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +25,10 @@ from torch import nn
 
 from posgen.checkpoint import prefixed
 from posgen.config import RunConfig
-from posgen.errors import ConfigError, DataError, TrainingError
+from posgen.errors import ConfigError, DataError
 from posgen.models.singan import Generator, PatchDiscriminator, fit_image_size
 from posgen.training.config import TrainConfig
+from posgen.training.loop import check_finite
 from posgen.training.multiscale import step_generator
 
 _D_NOISE, _G_NOISE, _GP = 0, 1, 2  # step_generator streams (x 8 per sub-step)
@@ -211,7 +211,7 @@ class SinGANTrainer:
             gp = self._gradient_penalty(D, real_b, fake, step_generator(self.seed, step, _GP + 8 * j))
             d_real, d_fake = D(real).mean(), D(fake).mean()
             loss_D = d_fake - d_real + t.gp_weight * gp
-            _check_finite(loss_D, "D", step)
+            check_finite(loss_D, "D", step)
             self.opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self.opt_D.step()
@@ -224,7 +224,7 @@ class SinGANTrainer:
             adv = -D(fake).mean()
             rec = F.mse_loss(self._fake(s, rec_noise), real)
             loss_G = adv + t.rec_weight * rec
-            _check_finite(loss_G, "G", step)
+            check_finite(loss_G, "G", step)
             self.opt_G.zero_grad(set_to_none=True)
             loss_G.backward()
             self.opt_G.step()
@@ -279,8 +279,3 @@ def _copy_matching(dst: nn.Module, src: nn.Module) -> None:
     own = dst.state_dict()
     own.update({k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape})
     dst.load_state_dict(own)
-
-
-def _check_finite(loss: torch.Tensor, name: str, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise TrainingError(f"{name} loss is {loss.item()} at step {step}; stopping (the last checkpoint is kept)")

@@ -1,0 +1,221 @@
+"""Command-line options shared by the `posgen` subcommands: value types that fail in one line,
+the canvas options (--size, --zoom, --shift, --roll, --rotate) and render options (--noise,
+--truncation) with one meaning in every command, and checks on outputs and devices.
+Importing this costs no torch (what needs it is imported inside the functions)."""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+from posgen.errors import CapabilityError, UsageError
+
+
+# ---- argument parsing helpers -------------------------------------------------------------
+def parse_seeds(text: str) -> list[int]:
+    """'0-7,10,12-13' -> [0..7, 10, 12, 13]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise UsageError(f"malformed --seeds {text!r}: use e.g. 0-7,10")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def parse_shift(text: str) -> tuple[float, float]:
+    """'DY,DX' in training pixels, fractional allowed."""
+    try:
+        dy, dx = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"malformed --shift {text!r}: use DY,DX, e.g. 0,4.5") from None
+    if not all(map(math.isfinite, (dy, dx))):
+        raise UsageError(f"malformed --shift {text!r}: values must be finite")
+    return dy, dx
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' (or a single number for a square)."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*(?:[xX]\s*(-?\d+)\s*)?", text)
+    if not m:
+        raise UsageError(f"malformed --size {text!r}: use HxW, e.g. 32x64")
+    h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+    if h <= 0 or w <= 0:
+        raise UsageError(f"--size must be positive, got {h}x{w}")
+    if h * w > 4096 * 4096:
+        raise UsageError(f"--size {h}x{w} is larger than 4096x4096 pixels")
+    return h, w
+
+
+def finite(name: str):
+    """argparse type: a finite number for option --name."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise UsageError(f"--{name} must be a number, got {text!r}") from None
+        if not math.isfinite(v):
+            raise UsageError(f"--{name} must be a finite number, got {text}")
+        return v
+    return parse
+
+
+def positive(name: str, kind: type = float):
+    """argparse type: a finite positive number of `kind` (float or int) for option --name."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise UsageError(f"--{name} must be {what}, got {text!r}") from None
+        if not math.isfinite(v) or v <= 0:
+            raise UsageError(f"--{name} must be positive, got {text}")
+        return v
+    return parse
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+
+
+def canvas_from_args(args: argparse.Namespace):
+    """The `Canvas` that --size / --zoom / --shift / --roll / --rotate ask for (the same in every command)."""
+    from posgen.grid import Canvas
+
+    return Canvas(size=getattr(args, "size", None), zoom=getattr(args, "zoom", None) or 1.0, shift=getattr(args, "shift", None), roll=bool(getattr(args, "roll", False)),
+                  rotate=getattr(args, "rotate", None) or 0.0)
+
+
+def grid_for(G, canvas, model: str):
+    """`canvas` on generator G, after checking that G's family can render it (one line if not)."""
+    from posgen.models.base import require
+
+    for capability, option in canvas.requested().items():
+        require(G, capability, option, model)
+    grid = canvas.grid(G.default_grid())  # an affine map only: nothing is allocated yet
+    if grid.height * grid.width > 4096 * 4096:
+        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, more than 4096x4096")
+    return grid
+
+
+def render_options(args: argparse.Namespace) -> dict:
+    """RenderOptions fields the user set explicitly (the rest stay the family's defaults)."""
+    options = {}
+    if getattr(args, "truncation", None) is not None:
+        options["truncation_psi"] = args.truncation
+    if getattr(args, "noise", None) is not None:
+        options["noise_mode"] = args.noise
+    if getattr(args, "chunk_points", None) is not None:
+        options["chunk_points"] = args.chunk_points
+    if getattr(args, "steps", None) is not None:
+        options["steps"] = args.steps
+    if getattr(args, "sampler", None) is not None:
+        options["sampler"] = args.sampler
+    return options
+
+
+def refusing(fn):
+    """Run fn, turning a capability refusal into the CLI's one-line usage error with option names."""
+    try:
+        return fn()
+    except CapabilityError as e:
+        raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
+                         .replace("chunk_points", "--chunk-points")
+                         .replace("steps needs", "--steps/--sampler needs")) from None
+
+
+def output_folder(path: str) -> Path:
+    """--out for commands that write a folder of images: refused in one line if it names a file."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {path} is a file; give a folder")
+    return out
+
+
+def results_file(path: str) -> Path:
+    """--out for evaluate: a JSON-lines file that results are appended to, never anything else
+    (a checkpoint, an image, a folder)."""
+    out = Path(path)
+    if out.suffix not in (".jsonl", ".json"):
+        raise UsageError(f"--out {path}: evaluate appends JSON lines to a .jsonl (or .json) file")
+    if out.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a .jsonl file")
+    return out
+
+
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """'TOP,LEFT,H,W' in training pixels."""
+    try:
+        top, left, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"malformed --region {text!r}: use TOP,LEFT,HEIGHT,WIDTH, e.g. 0,0,16,16") from None
+    if top < 0 or left < 0 or h < 1 or w < 1:
+        raise UsageError(f"--region {text!r}: top/left must be >= 0 and the size positive")
+    return top, left, h, w
+
+
+def index_list(name: str):
+    """argparse type: '0-3,5' -> [0, 1, 2, 3, 5] for option --name."""
+    def parse(text: str) -> list[int]:
+        try:
+            return parse_seeds(text)
+        except UsageError:
+            raise UsageError(f"malformed --{name} {text!r}: use e.g. 0-3,5") from None
+    return parse
+
+
+def numbers(name: str, count: int | None = None):
+    """argparse type: comma-separated finite numbers (exactly `count` of them when given)."""
+    def parse(text: str) -> list[float]:
+        values = [finite(name)(v) for v in text.split(",") if v.strip()]
+        if not values or (count is not None and len(values) != count):
+            raise UsageError(f"malformed --{name} {text!r}: give {count or 'one or more'} comma-separated numbers")
+        return values
+    return parse
+
+
+def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None:
+    """--size / --zoom / --shift / --roll / --rotate: one meaning in every command (posgen.grid.Canvas)."""
+    s.add_argument("--zoom", type=positive("zoom"),
+                   help=f"{what} the training extent this many times more densely (real data for metrics is "
+                        "prepared at the zoomed size)")
+    s.add_argument("--size", type=parse_size, help="output HxW (default: the training size times --zoom); a size "
+                   "alone shows more or less of the plane at the training spacing")
+    s.add_argument("--shift", type=parse_shift, metavar="DY,DX",
+                   help="move the content by DY,DX training pixels (fractional allowed)")
+    s.add_argument("--roll", action="store_true", help="with --shift: circular shift (wrap around the canvas)")
+    s.add_argument("--rotate", type=finite("rotate"), metavar="DEG",
+                   help="rotate the content DEG degrees counter-clockwise about the canvas centre")
+
+
+def add_render_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--noise", choices=["random", "const", "off"],
+                   help="noise inputs (default const: a fixed field aligned with the grid)")
+    s.add_argument("--truncation", type=finite("truncation"), metavar="PSI",
+                   help="truncation psi towards the mean w (default 1: none)")
+    s.add_argument("--steps", type=positive("steps", int), metavar="N",
+                   help="sampling steps of an iterative sampler (ddpm; default from the model's config)")
+    s.add_argument("--sampler", choices=["ddpm", "ddim"],
+                   help="ddpm: ancestral (respaced when --steps < T); ddim: deterministic (ddpm models only)")
+
+
+# options taking a value that may start with "-" (argparse would read "-3,2" as an option)
+SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed", "--target-shift", "--strengths", "--pan",
+                         "--zoom-range", "--degrees", "--feature-weight")
+
+
+def join_signed_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
