@@ -416,6 +416,21 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sticking(args: argparse.Namespace) -> int:
+    from posgen.apps.sticking import StickingConfig, sticking_figure
+
+    check_device(args.device)
+    cfg = StickingConfig(frames=args.frames, pan=args.pan, upscale=args.upscale)
+    cfg.validate()
+    models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
+    rows = refusing(lambda: sticking_figure(models, args.seed, cfg, args.out, canvas_from_args(args),
+                                            render_options(args)))
+    for row in rows:
+        print(f"{row['model']}: sticking ratio {row['sticking_ratio']:.3f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="posgen", description="Spatially unbiased generators on explicit coordinate grids.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -625,6 +640,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--out", required=True, help="output .gif")
     s.set_defaults(fn=cmd_video)
+
+    s = sub.add_parser("sticking", help="texture sticking (StyleGAN3 Fig. 1): first frame, screen average and pixel "
+                                        "trace of a slow pan, and the sticking ratio, per --checkpoint")
+    s.add_argument("--checkpoint", action="append", required=True, help="checkpoint; repeat to compare models (rows)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--frames", type=positive("frames", int), default=32)
+    s.add_argument("--pan", type=finite("pan"), default=8.0, help="total horizontal motion in training pixels "
+                   "(default 8)")
+    s.add_argument("--upscale", type=positive("upscale", int), default=4, help="figure pixels per pixel (default 4)")
+    add_canvas_options(s)
+    add_render_options(s)
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--out", required=True, help="output .png")
+    s.set_defaults(fn=cmd_sticking)
     return p
 
 
