@@ -1,5 +1,6 @@
 """The study's own measurements (F4's uniform constant, F6's canvases) and its driver, on tiny runs."""
 import json
+import math
 
 import pytest
 import torch
@@ -56,12 +57,12 @@ def tiny_runs(tmp_path_factory):
     """Every study model name mapped to a 4-step tiny run of the right kind of generator."""
     root = tmp_path_factory.mktemp("study-runs")
     runs = {}
-    for preset in ("digits-baseline", "digits-nopad", "digits-mspie"):
+    for preset in ("digits-baseline", "digits-nopad", "digits-mspie", "digits-sg3t"):
         extra = ["train.multiscale.sizes=[16,24]", "train.multiscale.probs=[0.5,0.5]"] if preset == "digits-mspie" else []
         train(tiny_run(preset, *extra), root / preset, seed=1, progress=False)
         runs[preset] = str(root / preset)
     return {name: runs["digits-nopad" if name == "digits-nopad" else "digits-mspie" if "mspie" in name
-                       else "digits-baseline"] for name in EVERY}
+                       else "digits-sg3t" if "sg3" in name else "digits-baseline"] for name in EVERY}
 
 
 def test_study_writes_every_figure_and_its_numbers(tiny_runs, tmp_path, monkeypatch):
@@ -81,6 +82,23 @@ def test_study_writes_every_figure_and_its_numbers(tiny_runs, tmp_path, monkeypa
     f6 = record["f6"]["results"]
     assert f6["digits-mspie"]["canvas"] == "expand" and f6["digits-baseline"]["canvas"] == "interp"
     assert all(f6[n][s] > 0 for n in f6 for s in ("16", "24", "32"))
+
+
+def test_f8_measures_eq_before_and_after_training_and_the_sticking_view(tiny_runs, tmp_path):
+    settings = StudySettings(eq_samples=2, models=tiny_runs, progress=False)
+    out = tmp_path / "study"
+    record = Study(out, settings).run(["f8"])
+    assert (out / "f8-sticking.png").stat().st_size > 1000
+    results = record["f8"]["results"]
+    assert set(results) == {"digits-baseline", "digits-mspe", "digits-mspe-nopad", "digits-sg3t", "digits-sg3r"}
+    for r in results.values():
+        assert set(r) == {"initialisation", "trained", "sticking_ratio"}
+        assert all(math.isfinite(v) for when in ("initialisation", "trained") for v in r[when].values())
+    # a 4-step run barely moves its weights: the fresh generator of the same config and seed scores alike
+    # but not identically, and the alias-free generator is far more translation-equivariant than StyleGAN2
+    sg3, sg2 = results["digits-sg3t"], results["digits-baseline"]
+    assert sg3["initialisation"]["eqt"] != sg3["trained"]["eqt"]
+    assert sg3["trained"]["eqt"] > sg2["trained"]["eqt"] + 10
 
 
 def test_study_cli_checks_its_arguments_before_measuring(tmp_path, capsys):

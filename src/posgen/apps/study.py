@@ -8,6 +8,8 @@ finding, each writing its figure(s) to OUT and returning the numbers behind them
     f5  zero padding vs padding-free constant / CSG / SPE: FID, SWD  (Xu Tables 2-4)
     f6  MS-PIE variants at 1x, 1.5x, 2x canvas, one model each       (Xu Table 5)
     eq  EQ-T / EQ-T-frac / EQ-R and generation beyond the border    (StyleGAN3; Choi Fig. 8)
+    f8  StyleGAN3-T/-R beside StyleGAN2: EQ at initialisation and after training, texture sticking
+                                                                     (Karras et al. 2021, Tab. / Fig. 1)
 
 The models are the shipped ones (`posgen pretrained`); `models` remaps any name to another
 checkpoint, e.g. to run the study on your own (larger) runs.
@@ -34,7 +36,9 @@ CHOI = ("digits-baseline", "digits-sspe", "digits-mspe")
 PADDING = ("digits-baseline", "digits-nopad", "digits-csg-nopad", "digits-sspe-nopad", "digits-mspe-nopad")
 MSPIE = ("digits-baseline", "digits-mspie-const", "digits-mspie-csg", "digits-mspie-spe-interp", "digits-mspie")
 UNIFORM = ("digits-baseline", "digits-nopad")
-EVERY = tuple(dict.fromkeys(CHOI + PADDING + MSPIE))
+ALIAS_FREE = ("digits-baseline", "digits-mspe", "digits-mspe-nopad", "digits-sg3t", "digits-sg3r")
+SHIFT_INVARIANT = tuple(dict.fromkeys(CHOI + PADDING + MSPIE))  # the StyleGAN2 variants
+EVERY = tuple(dict.fromkeys(SHIFT_INVARIANT + ALIAS_FREE))
 FILL_VALUES = (0.0, 0.5, 1.0)
 SEEDS = list(range(8))
 
@@ -172,7 +176,7 @@ class Study(FigureRun):
         save_panels(panels, [f"{s}x{s}" for s in sizes], self.out / "f6-samples.png")
         return {"models": self._describe(names), "fid_samples": self.settings.fid_samples, "results": results}
 
-    def eq(self, names=EVERY) -> dict:
+    def eq(self, names=SHIFT_INVARIANT) -> dict:
         """EQ-T, EQ-T-frac, EQ-R for every model, and renders on a canvas 3x wider than trained."""
         results, panels = {}, {}
         for name in names:
@@ -185,6 +189,28 @@ class Study(FigureRun):
         save_panels(panels, ["3x wider canvas"], self.out / "eq-beyond-border.png", cols=1)
         return {"models": self._describe(names), "eq_samples": self.settings.eq_samples, "results": results}
 
+    def f8(self, names=ALIAS_FREE) -> dict:
+        """EQ-T, EQ-T-frac, EQ-R of each model after training and of a fresh generator of the same
+        config (seed 0), and the texture-sticking view of a slow pan (posgen.apps.sticking)."""
+        from posgen.apps.sticking import StickingConfig, sticking_figure
+
+        metrics = ("eqt", "eqt-frac", "eqr")
+        results = {}
+        for name in names:
+            G, cfg, _ = self.model(name)
+            res = G.resolution
+            torch.manual_seed(0)
+            fresh = type(G).build(cfg).eval()
+            opts = self._options(Grid(res, res))
+            results[name] = {when: {k: r[k][k] for k in metrics} for when, r in (
+                ("initialisation", evaluate(make_sample_fn(fresh), list(metrics), opts)),
+                ("trained", evaluate(make_sample_fn(G), list(metrics), opts)))}
+        ratios = sticking_figure([(n, self.model(n)[0]) for n in names], seed=0, cfg=StickingConfig(),
+                                 out=self.out / "f8-sticking.png")
+        for row in ratios:
+            results[row["model"]]["sticking_ratio"] = row["sticking_ratio"]
+        return {"models": self._describe(names), "eq_samples": self.settings.eq_samples, "results": results}
+
     def run(self, findings: list[str]) -> dict:
         """Run the named findings and merge their numbers into OUT/study.json (after each one)."""
         for name in dict.fromkeys(n for f in findings for n in MODELS[f]):
@@ -192,7 +218,8 @@ class Study(FigureRun):
         return self.record_parts("study.json", findings, lambda f: getattr(self, f)(MODELS[f]))
 
 
-MODELS = {"f1": CHOI, "f2": CHOI, "f3": CHOI, "f4": UNIFORM, "f5": PADDING, "f6": MSPIE, "eq": EVERY}
+MODELS = {"f1": CHOI, "f2": CHOI, "f3": CHOI, "f4": UNIFORM, "f5": PADDING, "f6": MSPIE, "eq": SHIFT_INVARIANT,
+          "f8": ALIAS_FREE}
 FINDINGS = tuple(MODELS)
 
 
