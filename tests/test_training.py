@@ -10,7 +10,7 @@ from posgen import checkpoint
 from posgen.config import ConfigError, apply_overrides
 from posgen.presets import PRESETS, get_preset
 from posgen.sampling import load
-from posgen.errors import TrainingError
+from posgen.errors import TrainingError, UsageError
 from posgen.training.loop import build_trainer, train
 from posgen.training.multiscale import MultiScaleSampler
 
@@ -69,6 +69,20 @@ def test_resume_continues_exactly(tmp_path, preset, extra):
     if extra:  # ADA's p moved (and was resumed with the run)
         assert 0 < lines["split"][-1]["augment/p"] and a["augment.p"] == b["augment.p"] > 0
     assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_run_extended_on_resume_equals_one_trained_that_long(tmp_path):
+    long = train(tiny_run("digits-mspe", "train.kimg=0.016"), tmp_path / "long", seed=2, progress=False)
+    train(tiny_run("digits-mspe", "train.kimg=0.008"), tmp_path / "short", seed=2, progress=False)
+    with pytest.raises(UsageError, match="shorter than"):
+        train(None, tmp_path / "short", resume=True, progress=False, kimg=0.004)
+    train(None, tmp_path / "short", resume=True, progress=False, kimg=0.016)
+    a, _, sa = checkpoint.load(long)
+    b, cfg, sb = checkpoint.load(tmp_path / "short")
+    assert sa["step"] == sb["step"] == 4 and cfg.train.kimg == 0.016
+    assert json.loads((tmp_path / "short" / "config.json").read_text())["train"]["kimg"] == 0.016
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

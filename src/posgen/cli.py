@@ -65,8 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from posgen.training.loop import train
 
     if args.resume:
-        if args.preset or args.set or args.data or args.kimg is not None:
-            raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data/--kimg")
+        if args.preset or args.set or args.data:
+            raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data "
+                             "(--kimg sets a new length)")
         _, cfg, state = checkpoint.load(args.resume)
         out = Path(args.resume)
         print(f"resuming {out} at step {state.get('step', 0)} ({state.get('kimg', 0):.1f} kimg)", file=sys.stderr)
@@ -82,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     check_device(args.device)
     train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
-          max_seconds=args.minutes * 60 if args.minutes else None)
+          max_seconds=args.minutes * 60 if args.minutes else None, kimg=args.kimg if args.resume else None)
     print(out / checkpoint.CHECKPOINT_NAME)
     return 0
 

@@ -16,8 +16,8 @@ from typing import Protocol
 import torch
 
 from posgen import checkpoint
-from posgen.config import RunConfig
-from posgen.errors import CheckpointError, DataError, TrainingError
+from posgen.config import RunConfig, apply_overrides
+from posgen.errors import CheckpointError, DataError, TrainingError, UsageError
 from posgen.files import atomic_write
 
 STATS_NAME = "stats.jsonl"
@@ -78,11 +78,13 @@ def _stats_lines(path: Path, up_to_step: int) -> list[str]:
 
 
 def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: str = "cpu", resume: bool = False,
-          progress: bool = True, max_seconds: float | None = None) -> Path:
+          progress: bool = True, max_seconds: float | None = None, kimg: float | None = None) -> Path:
     """Train `cfg` into `out_dir` (checkpoint, config.json, stats.jsonl, sample PNGs, TensorBoard logs).
 
     With resume=True the run continues exactly from out_dir's checkpoint with its stored config
-    (`cfg` is ignored). `max_seconds` stops early (after a checkpoint) once that much time has passed.
+    (`cfg` is ignored); `kimg` then sets a new length (the length only decides where a run stops, so
+    an extended run equals one trained that long from the start). `max_seconds` stops early (after a
+    checkpoint) once that much time has passed.
     """
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -95,6 +97,11 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
             raise CheckpointError(f"{ckpt_path} has no training state (step, seed) to resume from; "
                                   "is it an exported generator?")
         seed = int(state["seed"])
+        if kimg is not None:
+            cfg = apply_overrides(cfg, [f"train.kimg={kimg!r}"])
+            if cfg.train.total_steps < state["step"]:
+                raise UsageError(f"--kimg {kimg:g} is shorter than {out} has already trained "
+                                 f"({state['step']} steps, {state.get('kimg', 0):g} kimg)")
     elif ckpt_path.exists():
         raise TrainingError(f"{out} already holds a run; use --resume {out} or another --out")
     if out.exists() and not out.is_dir():
