@@ -7,7 +7,9 @@
 One G+D training step (the shared GAN trainer, lazy R1 included) per row: seconds per step, images/s
 and the cost relative to the StyleGAN2 baseline (digits-baseline: 32x32, channel_max 64, batch 16).
 Rows: the digits-sg3t / digits-sg3r presets (8 layers, margin 8) and the same networks at the
-paper's depth (14 layers, margin 10). Only the pure-PyTorch path exists (no fused kernels).
+paper's depth (14 layers, margin 10). On CUDA every StyleGAN3 row runs twice: the pure path
+(POSGEN_PURE=1) and the fast path (bias + leaky ReLU + clamp fused by torch.compile into one Triton
+kernel; posgen/ops/filters.py); on CPU only the pure path exists.
 For scale: NVlabs' reference (non-CUDA) path costs 41x (T) and 96x (R) their StyleGAN2 at 32x32,
 channel_max 64, batch 16 on 2 threads (DESIGN.md).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 
 import torch
 from train_step import bench  # benchmarks/train_step.py: one preset's seconds per G+D step
@@ -42,13 +45,18 @@ def main() -> None:
     print(f"device={a.device} threads={a.threads or torch.get_num_threads()} torch={torch.__version__}")
     base = None
     rows = sorted({0, *map(int, a.rows.split(","))})
+    paths = ("pure", "fast") if a.device.startswith("cuda") else ("pure",)
     for label, preset, overrides in (ROWS[i] for i in rows):
-        with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process per row
-            r = pool.apply(bench, (preset, a.device, a.steps, a.warmup, None, a.threads, tuple(overrides)))
-        dt, batch = r["s_per_step"], r["batch"]
-        base = base or dt
-        print(f"{label:28s} batch {batch:3d}  {dt:7.3f} s/step  {batch / dt:7.1f} img/s  x{dt / base:5.2f} SG2 cost",
-              flush=True)
+        for path in paths if preset.startswith("digits-sg3") else ("pure",):
+            # a fresh process per row, its path chosen before torch runs anything
+            with multiprocessing.get_context("spawn").Pool(1, initializer=os.environ.__setitem__,
+                                                           initargs=("POSGEN_PURE", "1" if path == "pure" else "0")) as pool:
+                r = pool.apply(bench, (preset, a.device, a.steps, a.warmup, None, a.threads, tuple(overrides)))
+            dt, batch = r["s_per_step"], r["batch"]
+            base = base or dt
+            name = f"{label} [{path}]" if len(paths) > 1 and preset.startswith("digits-sg3") else label
+            print(f"{name:36s} batch {batch:3d}  {dt:7.3f} s/step  {batch / dt:7.1f} img/s  x{dt / base:5.2f} SG2 cost",
+                  flush=True)
 
 
 if __name__ == "__main__":

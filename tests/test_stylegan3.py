@@ -279,3 +279,29 @@ def test_ffhq256_presets_have_the_papers_parameter_counts():
     for name, millions in (("ffhq256-sg3t", 23.3), ("ffhq256-sg3r", 15.8)):
         G = build_generator(get_preset(name))
         assert sum(p.numel() for p in G.parameters()) / 1e6 == pytest.approx(millions, abs=0.05), name
+
+
+# ---- the CUDA fast path ------------------------------------------------------------------------------
+def test_bias_act_is_bias_then_leaky_relu_then_clamp():
+    y = torch.randn(2, 3, 5, 4, generator=torch.Generator().manual_seed(3)) * 4
+    b = torch.tensor([0.5, -1.0, 2.0])
+    from posgen.ops.filters import bias_act
+
+    expected = torch.where(y + b.view(1, -1, 1, 1) > 0, y + b.view(1, -1, 1, 1), 0.2 * (y + b.view(1, -1, 1, 1)))
+    assert torch.equal(bias_act(y, b, 0.2, None), expected)
+    assert torch.equal(bias_act(y, b, 0.2, 1.5), expected.clamp(-1.5, 1.5))
+    assert torch.equal(bias_act(y, None, 0.2, None), torch.where(y > 0, y, 0.2 * y))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused fast path runs on CUDA only; no GPU here")
+@pytest.mark.parametrize("equivariance", ["translation", "rotation"])
+def test_fast_path_matches_the_pure_path_on_cuda(equivariance, monkeypatch):
+    G = tiny(equivariance).cuda()
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(5)).cuda()
+    grid = G.default_grid().resize(20, 28).shift(0.5, -1.25)
+    with torch.no_grad():
+        fast = G(z, grid)
+        monkeypatch.setenv("POSGEN_PURE", "1")
+        pure = G(z, grid)
+    # the same float32 operations, fused: differences are rounding only
+    assert (fast - pure).abs().max().item() < 1e-4
