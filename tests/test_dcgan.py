@@ -9,7 +9,8 @@ from torch import nn
 from conftest import tiny_run
 from posgen import checkpoint
 from posgen.grid import Grid
-from posgen.models.dcgan import DCGANConfig, Generator, dcgan_margins
+from posgen.models.dcgan import ARCHITECTURES, DCGANConfig, Generator, dcgan_margins
+from posgen.ops.equalized import EqualConv2d
 from posgen.sampling import render_seeds
 from posgen.training.loop import train
 
@@ -21,18 +22,23 @@ def tiny(**kw) -> Generator:
 
 def test_padding_free_margins_cover_every_valid_conv():
     assert dcgan_margins(3) == [2, 2, 2, 1]
-    for blocks in range(1, 6):
-        m = dcgan_margins(blocks)
-        # 2x bilinear upsampling of margin m is valid to 2m - 1, which must cover the conv's output margin + 1
-        assert all(2 * m[b] - 1 >= m[b + 1] + 1 for b in range(blocks)) and m[-1] == 1
+    assert dcgan_margins(3, ARCHITECTURES["pggan"]) == [3, 3, 2, 0]
+    for arch in ARCHITECTURES.values():
+        k = arch.convs_per_block
+        for blocks in range(1, 6):
+            m = dcgan_margins(blocks, arch)
+            # 2x bilinear upsampling of margin m is valid to 2m - 1, which must cover the k convs' output margin + k
+            assert all(2 * m[b] - 1 >= m[b + 1] + k for b in range(blocks)) and m[-1] == (arch.rgb_kernel - 1) // 2
 
 
+@pytest.mark.parametrize("architecture", ["dcgan", "pggan"])
 @pytest.mark.parametrize("padding", ["zero", "none"])
 @pytest.mark.parametrize("encoding", ["none", "sinusoid", "cartesian"])
-def test_every_setting_renders_its_canvas(padding, encoding):
-    G = tiny(padding=padding, encoding=encoding)
+def test_every_setting_renders_its_canvas(padding, encoding, architecture):
+    G = tiny(padding=padding, encoding=encoding, architecture=architecture)
     img = render_seeds(G, [0, 1])
-    assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all() and img.abs().max() <= 1
+    assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()
+    assert img.abs().max() <= 1 if architecture == "dcgan" else img.std() > 0  # PGGAN's output is linear
     with pytest.raises(ValueError, match="training canvas only"):
         G.render(G.latents([0]), Grid(16, 24))
 
@@ -43,6 +49,19 @@ def test_padding_free_convs_never_see_a_padded_zero():
     assert convs and all(c.padding == (0, 0) for c in convs)
     assert G.fc.out_features == 16 * (4 + 2 * 2) ** 2  # the 4x4 map with its margin of 2
     assert all(c.padding == (1, 1) for c in tiny(padding="zero").modules() if isinstance(c, nn.Conv2d))
+    P = tiny(padding="none", architecture="pggan")
+    convs = [m for m in P.modules() if isinstance(m, EqualConv2d)]
+    assert len(convs) == 1 + 2 * 2 + 1 and all(c.padding == 0 for c in convs)  # 4x4 conv, 2 blocks of 2, toRGB
+    assert P.fc.weight.shape[0] == 16 * (4 + 2 * (3 + 1)) ** 2  # the 4x4 map, its margin of 3 and the 4x4 conv's 1
+    assert [c.padding for c in tiny(padding="zero", architecture="pggan").modules()
+            if isinstance(c, EqualConv2d)] == [1] * 5 + [0]
+
+
+def test_pggan_features_are_pixel_normalised():
+    P = tiny(architecture="pggan")
+    feats = P.blocks[0](torch.randn(2, 16, 8, 8) * 5)  # a block ends with pixel norm
+    assert feats.shape == (2, 8, 8, 8)
+    assert torch.allclose(feats.square().mean(dim=1), torch.ones(2, 8, 8), atol=1e-4)
 
 
 def test_the_encoding_enters_at_the_input_map():

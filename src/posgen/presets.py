@@ -188,6 +188,12 @@ DCGAN_VARIANTS = {  # name suffix -> (summary, model settings)
     "-nopad-csg": ("DCGAN without padding, Cartesian grid concatenated to the 4x4 input map",
                    dict(padding="none", encoding="cartesian")),
 }
+PGGAN_VARIANTS = {  # name suffix -> (summary, model settings): Xu Tab. 3 at a fixed resolution (no growing)
+    "": ("PGGAN generator (fixed resolution) with zero padding (Xu Tab. 3a)", {}),
+    "-nopad": ("PGGAN generator without padding (Xu Tab. 3b)", dict(padding="none")),
+    "-nopad-spe": ("PGGAN generator without padding, SPE added to the 4x4 map (Xu Tab. 3c)",
+                   dict(padding="none", encoding="sinusoid")),
+}
 SINGAN_VARIANTS = {  # name suffix -> (summary, model settings)
     "pad": ("official padding (one zero pad of 5 px at each scale's input)", dict(padding="input")),
     "nopad": ("padding-free (valid convs on margin-widened lattices; Xu Fig. 1b)", dict(padding="none")),
@@ -297,6 +303,9 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
                      lambda: _ffhq256_sg3("ffhq256-sg3r", "StyleGAN3-R, FFHQ 256", "rotation")),
     **{f"digits-dcgan{k}": (f"{summary}, 32x32", lambda k=k, summary=summary, m=m: _digits_dcgan(
         f"digits-dcgan{k}", f"{summary} on biased digits", **m)) for k, (summary, m) in DCGAN_VARIANTS.items()},
+    **{f"digits-pggan{k}": (f"{summary}, 32x32", lambda k=k, summary=summary, m=m: _digits_dcgan(
+        f"digits-pggan{k}", f"{summary} on biased digits", architecture="pggan", **m))
+       for k, (summary, m) in PGGAN_VARIANTS.items()},
     **{f"singan-{k}": (f"SinGAN on a bundled photo at 128 px (CPU, ~15 min): {summary}",
                        lambda k=k, summary=summary, m=m: _singan(f"singan-{k}", f"SinGAN, {summary}", **m))
        for k, (summary, m) in SINGAN_VARIANTS.items()},
