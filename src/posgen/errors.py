@@ -6,12 +6,16 @@ such a line.
 """
 from __future__ import annotations
 
-__all__ = ["CapabilityError", "CheckpointError", "ConfigError", "DataError", "DownloadError", "MetricError",
-           "TrainingError", "UsageError", "one_line"]
+__all__ = ["CapabilityError", "CheckpointError", "ConfigError", "DataError", "DownloadError", "MemoryLimitError",
+           "MetricError", "TrainingError", "UsageError", "one_line"]
 
 
 class UsageError(Exception):
     """Bad command-line input (not a ValueError: argparse would swallow it in option types)."""
+
+
+class MemoryLimitError(UsageError):
+    """A render whose estimated peak memory exceeds the limit (--max-memory), refused before any work."""
 
 
 class ConfigError(ValueError):
