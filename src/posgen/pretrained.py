@@ -26,6 +26,7 @@ PRETRAINED: dict[str, str] = {
     "panorama-cips": "CIPS on a 128-px cylinder from 32x32 patches of one photo: 360-degree strips (Anokhin Sec. 4.8), 121 kimg",
     "singan-pad": "SinGAN with the official input padding on china.jpg (86x128, 6 scales x 400 iterations)",
     "singan-nopad": "padding-free SinGAN on china.jpg (86x128, 6 scales x 400 iterations; Xu Fig. 1b)",
+    "singan-csg": "padding-free SinGAN + Cartesian grid in the coarsest noise on china.jpg (86x128, 6 x 400; Xu Fig. 7b)",
     "singan-spe": "padding-free SinGAN + sinusoid in the coarsest noise on china.jpg (86x128, 6 x 400; Xu Fig. 7c)",
     "digits-ddpm": "DDPM baseline U-Net (no positional encoding) on the biased digits, 32x32, 34 kimg (early: tinted backgrounds)",
 }
