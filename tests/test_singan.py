@@ -2,6 +2,8 @@
 noise and encodings, padding-free invariants, and an exactly resumable trainer."""
 from __future__ import annotations
 
+import json
+
 import math
 
 import pytest
@@ -256,6 +258,13 @@ def test_cli_trains_on_an_image_file_and_generates_wider(tmp_path):
     assert main(["generate", "--checkpoint", str(out), "--size", "30x75", "--seeds", "0-1",
                  "--out", str(tmp_path / "gen")]) == 0
     assert Image.open(tmp_path / "gen" / "seed0001.png").size == (75, 30)
+    # the figures command on that run: every number and the figure, and a refusal for a non-SinGAN model
+    assert main(["singan", "--models", str(out), "--samples", "2", "--out", str(tmp_path / "fig")]) == 0
+    record = json.loads((tmp_path / "fig" / "singan.json").read_text())
+    assert set(record) == {str(out)} and record[str(out)]["iterations"] == 2
+    assert (tmp_path / "fig" / "singan_samples.png").stat().st_size > 1000
+    assert main(["singan", "--models", "digits-mspe", "--out", str(tmp_path / "no")]) == 2
+    assert not (tmp_path / "no" / "singan.json").exists()
 
 
 def test_options_without_effect_are_refused():

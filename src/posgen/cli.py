@@ -432,6 +432,23 @@ def cmd_sticking(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_singan(args: argparse.Namespace) -> int:
+    from posgen.apps.singan import SinGANStudySettings, run
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if not models:
+        raise UsageError("--models must name at least one SinGAN checkpoint")
+    for name in models:  # every model loads (and is a SinGAN) before the first measurement
+        if load_model(name, "cpu")[1].family != "singan":
+            raise UsageError(f"--models {name}: not a SinGAN checkpoint")
+    record = run(str(output_folder(args.out)), SinGANStudySettings(models=models, samples=args.samples,
+                                                                   scale=args.scale))
+    for name, r in record.items():
+        print(name, {k: v for k, v in r.items() if k in ("reconstruction_rmse", "1x", "1.5x", "2x")})
+    print(f"wrote {args.out}/singan.json and {args.out}/singan_samples.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="posgen", description="Spatially unbiased generators on explicit coordinate grids.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -641,6 +658,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--out", required=True, help="output .gif")
     s.set_defaults(fn=cmd_video)
+
+    s = sub.add_parser("singan", help="SinGAN figures and numbers: samples at 1x / 1.5x / 2x width, region-matched SWD "
+                                      "and layout distance per model (Xu Fig. 1, 7; docs/singan.md)")
+    s.add_argument("--models", default="singan-pad,singan-nopad,singan-csg,singan-spe",
+                   help="comma-separated SinGAN checkpoints or shipped names (default: the four shipped)")
+    s.add_argument("--samples", type=positive("samples", int), default=24)
+    s.add_argument("--scale", type=int, default=None, help="measure at this pyramid scale (0: coarsest; default finest)")
+    s.add_argument("--out", default="docs/singan", help="folder for singan.json and the figure (default docs/singan)")
+    s.set_defaults(fn=cmd_singan)
 
     s = sub.add_parser("sticking", help="texture sticking (StyleGAN3 Fig. 1): first frame, screen average and pixel "
                                         "trace of a slow pan, and the sticking ratio, per --checkpoint")

@@ -15,12 +15,11 @@ For each model (default: the four shipped SinGANs on china.jpg):
   training image (the right content in the wrong places);
 - diversity: the per-pixel standard deviation across samples, averaged (0: every sample the same).
 
-`python -m posgen.apps.singan --out docs/singan [--models a,b] [--samples N]` writes singan.json and
+`posgen singan --out docs/singan [--models a,b] [--samples N] [--scale K]` writes singan.json and
 singan_samples.png to OUT.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
@@ -159,19 +158,3 @@ def run(out: str, settings: SinGANStudySettings = SinGANStudySettings()) -> dict
     save_panels(rows, ["training image | reconstruction", "1x width", "1.5x width", "2x width"],
                 fig.out / "singan_samples.png", cols=1, zoom=2)
     return record
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m posgen.apps.singan", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="docs/singan")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated checkpoints or shipped names")
-    p.add_argument("--samples", type=int, default=24)
-    p.add_argument("--scale", type=int, default=None, help="measure at this pyramid scale (0: coarsest)")
-    a = p.parse_args(argv)
-    record = run(a.out, SinGANStudySettings(models=tuple(a.models.split(",")), samples=a.samples, scale=a.scale))
-    for name, r in record.items():
-        print(name, {k: v for k, v in r.items() if k in ("reconstruction_rmse", "1x", "1.5x", "2x")})
-
-
-if __name__ == "__main__":
-    main()
