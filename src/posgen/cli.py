@@ -287,6 +287,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from posgen.serve import ServeLimits, serve
+
+    check_device(args.device)
+    if args.port > 65535:
+        raise UsageError(f"--port must be at most 65535, got {args.port}")
+    serve(args.checkpoint, host=args.host, port=args.port, device=args.device,
+          limits=ServeLimits(max_side=args.max_side, max_steps=args.max_steps, time_limit=args.time_limit))
+    return 0
+
+
 def cmd_project(args: argparse.Namespace) -> int:
     from posgen.apps import projection as P
 
@@ -577,6 +588,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=positive("minutes"), default=6.0, help="training time when training (default 6)")
     s.add_argument("--train", action="store_true", help="train even when shipped checkpoints exist")
     s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("serve", help="a web page on localhost: drag, zoom, widen and rotate the canvas of one or two "
+                                     "models side by side; change seed, truncation and noise")
+    s.add_argument("--checkpoint", action="append", required=True,
+                   help="checkpoint file, run directory or shipped model name; give it twice to compare two models "
+                        "(the server loads these and no other file)")
+    s.add_argument("--port", type=positive("port", int), default=8000, help="default 8000")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--max-side", type=positive("max-side", int), default=512,
+                   help="longest canvas side a request may ask for, in pixels (default 512)")
+    s.add_argument("--max-steps", type=positive("max-steps", int), default=50,
+                   help="most sampling steps of a ddpm render (default 50)")
+    s.add_argument("--time-limit", type=positive("time-limit"), default=10.0, metavar="SECONDS",
+                   help="refuse renders predicted to take longer, and requests that wait longer (default 10)")
+    s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("project", help="invert an image (a file, or a digit at a shift/zoom) into a generator: "
                                        "latent, reconstruction, trace GIF, per-step loss")
