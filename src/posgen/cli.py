@@ -12,6 +12,7 @@ from pathlib import Path
 
 from posgen.errors import (CapabilityError, CheckpointError, ConfigError, DataError, MetricError, TrainingError,
                            UsageError)
+from posgen.memory import parse_bytes
 from posgen.options import (add_canvas_options, add_render_options, canvas_from_args, check_device, finite,
                             grid_for, index_list, join_signed_values, numbers, output_folder, parse_region,
                             parse_seeds, parse_shift, parse_size, positive, refusing, render_options,
@@ -62,6 +63,7 @@ def resolve_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from posgen import checkpoint
+    from posgen.training.distributed import main_process
     from posgen.training.loop import train
 
     if args.resume:
@@ -70,7 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              "(--kimg sets a new length)")
         _, cfg, state = checkpoint.load(args.resume)
         out = Path(args.resume)
-        print(f"resuming {out} at step {state.get('step', 0)} ({state.get('kimg', 0):.1f} kimg)", file=sys.stderr)
+        if main_process():
+            print(f"resuming {out} at step {state.get('step', 0)} ({state.get('kimg', 0):.1f} kimg)", file=sys.stderr)
     else:
         if not args.preset:
             raise UsageError("train needs --preset NAME (see `posgen presets`) or --resume RUN_DIR")
@@ -84,26 +87,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_device(args.device)
     train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
           max_seconds=args.minutes * 60 if args.minutes else None, kimg=args.kimg if args.resume else None)
-    print(out / checkpoint.CHECKPOINT_NAME)
+    if main_process():  # under torchrun: once
+        print(out / checkpoint.CHECKPOINT_NAME)
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from posgen.models.base import RenderOptions
     from posgen.sampling import load, render_seeds
+    from posgen.tiling import TILE_MEMORY, render_png, tileable
     from posgen.viz import save_image, save_image_grid
 
-    from posgen.models.base import RenderOptions
-
     check_device(args.device)
-    out = output_folder(args.out)
+    single = Path(args.out).suffix.lower() == ".png"  # one image, else a folder of them
+    seeds = args.seeds or ([0] if single else parse_seeds("0-7"))
+    if single and len(seeds) != 1:
+        raise UsageError(f"--out {args.out} is one image: give one seed (--seeds N) or a folder")
+    out = Path(args.out) if single else output_folder(args.out)
+    if single and out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a file name or drop the .png")
     canvas = canvas_from_args(args)
     G, cfg, _ = load(args.checkpoint, args.device)
-    grid = grid_for(G, canvas, args.checkpoint)
+    grid = grid_for(G, canvas, args.checkpoint, max_pixels=None)  # bounded by the memory budget instead
     options = render_options(args)
-    refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
-    images = render_seeds(G, args.seeds, grid, progress=True, **options)
+    opts = RenderOptions(**options)
+    refusing(lambda: G.check(opts, grid, args.checkpoint))
+    # tiles when asked, or when one image would take more than a tile's memory and tiles are exact
+    tiled = args.tile is not None or (tileable(G) and G.memory_estimate(1, grid, opts) > TILE_MEMORY)
+    if tiled:
+        files = [out] if single else [out / f"seed{seed:04d}.png" for seed in seeds]
+        for seed, path in zip(seeds, files):
+            tile = refusing(lambda: render_png(G, G.latents([seed], grid), grid, path, opts, tile=args.tile,
+                                               limit=args.max_memory, model=args.checkpoint, progress=True))
+        print(f"wrote {len(files)} image(s) of {grid.height}x{grid.width} in {tile[0]}x{tile[1]} tiles to {out}"
+              + ("" if single else " (no grid.png of tiled renders)"))
+        return 0
+    images = render_seeds(G, seeds, grid, progress=True, max_memory=args.max_memory, **options)
+    if single:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(images[0], out)
+        print(f"wrote one image of {grid.height}x{grid.width} to {out}")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
-    for seed, img in zip(args.seeds, images):
+    for seed, img in zip(seeds, images):
         save_image(img, out / f"seed{seed:04d}.png")
     save_image_grid(images, out / "grid.png", cols=min(8, len(images)))
     print(f"wrote {len(images)} images of {grid.height}x{grid.width} and grid.png to {out}")
@@ -271,7 +297,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     total = state.get("total_steps")
     progress = {"step": state.get("step"), "total_steps": total, "kimg": state.get("kimg"),
                 "train_seconds": state.get("seconds"), "generator_parameters": n_g,
-                "complete": total is not None and state.get("step") == total}
+                "complete": total is not None and state.get("step") == total,
+                "world_size": state.get("world_size", 1),  # torchrun processes (runs before them: 1)
+                "batch_per_rank": state.get("batch_per_rank", cfg.train.batch_size)}
     print(json.dumps({"checkpoint": str(checkpoint.resolve(args.path)), "progress": progress,
                       "config": cfg.to_dict()}, indent=2))
     return 0
@@ -485,14 +513,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("generate", help="render seeds on a shifted / rolled / zoomed / resized grid")
     s.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
-    s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"), help="e.g. 0-7,10 (default 0-7)")
+    s.add_argument("--seeds", type=parse_seeds, help="e.g. 0-7,10 (default 0-7, or 0 for a .png --out)")
     add_canvas_options(s)
     add_render_options(s)
     s.add_argument("--chunk-points", type=positive("chunk-points", int), metavar="N",
                    help="render at most N points per pass to bound memory on large canvases (pixel-independent "
                         "generators such as cips only; they render large canvases in chunks by default)")
+    s.add_argument("--max-memory", type=parse_bytes, metavar="BYTES",
+                   help="refuse renders estimated to need more memory than this, e.g. 4G or 512M (default: 80%% "
+                        "of the memory available when posgen starts)")
+    s.add_argument("--tile", type=positive("tile", int), metavar="N",
+                   help="render N x N tiles (rounded to the model's tile stride) streamed into each PNG: exact for "
+                        "padding-free and pixel-independent generators; default: tiles whenever one image would "
+                        "take more than 256M and the generator tiles exactly")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--out", required=True, help="output folder (seedNNNN.png and grid.png), or one .png file "
+                   "(one seed; default seed 0)")
     s.set_defaults(fn=cmd_generate)
 
     s = sub.add_parser("evaluate", help="compute metrics; prints one JSON object")

@@ -5,7 +5,7 @@ first asks the generator for its peak (`Generator.memory_estimate`, computed fro
 sizes, nothing allocated) and refuses in one line when it exceeds the limit: `--max-memory` on
 `posgen generate`, otherwise `default_limit()`, 80% of the memory the machine had available when
 posgen first asked (/proc/meminfo MemAvailable). Generators that render exactly tile by tile
-(`Generator.tile_stride`) render large canvases in tiles instead (`posgen.tiling`).
+(`Generator.tiling`) render large canvases in tiles instead (`posgen.tiling`).
 Importing this costs no torch.
 """
 from __future__ import annotations

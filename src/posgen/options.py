@@ -12,6 +12,9 @@ from pathlib import Path
 from posgen.errors import CapabilityError, UsageError
 
 
+MAX_SIDE = 2**20  # longest canvas side anywhere (PNG allows 2^31 - 1; beyond this no render ends)
+
+
 # ---- argument parsing helpers -------------------------------------------------------------
 def parse_seeds(text: str) -> list[int]:
     """'0-7,10,12-13' -> [0..7, 10, 12, 13]."""
@@ -44,8 +47,8 @@ def parse_size(text: str) -> tuple[int, int]:
     h, w = int(m.group(1)), int(m.group(2) or m.group(1))
     if h <= 0 or w <= 0:
         raise UsageError(f"--size must be positive, got {h}x{w}")
-    if h * w > 4096 * 4096:
-        raise UsageError(f"--size {h}x{w} is larger than 4096x4096 pixels")
+    if max(h, w) > MAX_SIDE:
+        raise UsageError(f"--size {h}x{w}: a side is longer than {MAX_SIDE} pixels")
     return h, w
 
 
@@ -91,15 +94,20 @@ def canvas_from_args(args: argparse.Namespace):
                   rotate=getattr(args, "rotate", None) or 0.0)
 
 
-def grid_for(G, canvas, model: str):
-    """`canvas` on generator G, after checking that G's family can render it (one line if not)."""
+def grid_for(G, canvas, model: str, max_pixels: int | None = 4096 * 4096):
+    """`canvas` on generator G, after checking that G's family can render it (one line if not).
+    `max_pixels` caps the canvas for commands that prepare other data at its size (metrics' real images);
+    `generate` passes None: its renders are bounded by the memory budget (`posgen.memory`) instead."""
     from posgen.models.base import require
 
     for capability, option in canvas.requested().items():
         require(G, capability, option, model)
     grid = canvas.grid(G.default_grid())  # an affine map only: nothing is allocated yet
-    if grid.height * grid.width > 4096 * 4096:
-        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, more than 4096x4096")
+    if max(grid.size) > MAX_SIDE:
+        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, a side longer than {MAX_SIDE}")
+    if max_pixels is not None and grid.height * grid.width > max_pixels:
+        side = math.isqrt(max_pixels)
+        raise UsageError(f"the canvas would be {grid.height}x{grid.width} pixels, more than {side}x{side}")
     return grid
 
 

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from posgen.grid import Grid, PointGrid
-from posgen.models.base import Generator, RenderOptions, seed_normal
+from posgen.models.base import Generator, RenderOptions, lattice_points, seed_normal
 
 SampleFn = Callable[[int, int, Grid | None], torch.Tensor]
 # Generators that render in chunks ("chunks" capability) render canvases larger than this in chunks of
@@ -24,14 +24,18 @@ def seed_latents(seeds: list[int], z_dim: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render_seeds(G: Generator, seeds: list[int], grid: Grid | PointGrid | None = None, *, batch_size: int = 16,
-                 progress: bool = False, **options) -> torch.Tensor:
+                 progress: bool = False, max_memory: int | None = None, **options) -> torch.Tensor:
     """Images [len(seeds), C, H, W] in [-1, 1] for `seeds` on `grid` (default: training canvas).
 
     `options` are `RenderOptions` fields (truncation_psi, noise_mode, chunk_points, steps, sampler);
     each is checked against the generator's capabilities first. Generators that render in chunks
     do so by default (`DEFAULT_CHUNK_POINTS`). `progress`: a bar counting rendered pixels (chunk by
-    chunk where the generator renders in chunks).
+    chunk where the generator renders in chunks). The peak (`Generator.memory_estimate` of one batch,
+    plus the images of all seeds) is checked against `max_memory` bytes (None: the machine's default,
+    `posgen.memory.default_limit`) before anything is rendered: MemoryLimitError if beyond.
     """
+    from posgen.memory import check_memory
+    from posgen.tiling import tileable
     from tqdm import tqdm
 
     opts = RenderOptions(**options)
@@ -40,8 +44,14 @@ def render_seeds(G: Generator, seeds: list[int], grid: Grid | PointGrid | None =
         opts = dataclasses.replace(opts, chunk_points=DEFAULT_CHUNK_POINTS)
     device = next(G.parameters()).device
     grid = grid or G.default_grid()
+    pixels = lattice_points(grid)
+    batch_size = min(batch_size, len(seeds))
+    images = 4 * 3 * pixels * len(seeds) * (1 if batch_size == len(seeds) else 2)  # the batches, then their concatenation
+    size = f"{grid.height}x{grid.width}" if isinstance(grid, Grid) else f"{pixels} points"
+    check_memory(G.memory_estimate(batch_size, grid, opts) + images, max_memory,
+                 f"rendering {len(seeds)} image(s) of {size} in batches of {batch_size}",
+                 "render a smaller canvas or fewer seeds" + (", or tile by tile" if tileable(G) else ""))
     latents = G.latents(seeds, grid).to(device)
-    pixels = grid.points.shape[0] if isinstance(grid, PointGrid) else grid.height * grid.width
     images = []
     with tqdm(total=len(seeds) * pixels, disable=not progress, unit="px", unit_scale=True, desc="rendering",
               dynamic_ncols=True) as bar:

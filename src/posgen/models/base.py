@@ -120,10 +120,52 @@ class Generator(nn.Module):
         """Images rendered from `latents` on `grid` (default: the training canvas)."""
         raise NotImplementedError
 
+    def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
+                        options: RenderOptions = RenderOptions()) -> int:
+        """Peak bytes that `render` of `batch` latents on `grid` allocates beyond the weights (activations,
+        coordinates, the output), computed from the layer sizes without running anything: what renders
+        check against the memory limit (`posgen.memory`) before they start. Measured against the real
+        peak in benchmarks/memory.py (README, "Benchmarks")."""
+        raise NotImplementedError
+
+    def tiling(self) -> tuple[int, int]:
+        """(stride, minimum): tiles of a grid (`Grid.crop`) whose origins are multiples of `stride` lattice
+        pixels and whose sides are at least `minimum` (or the whole canvas's) render exactly what the whole
+        grid shows there, bit for bit (`posgen.tiling`). The stride is 1 for pixel-independent generators
+        and the coarsest stride for padding-free convolutional ones; the minimum keeps every convolution of
+        a tile above `NATIVE_CONV_ELEMENTS`, on the same algorithm as the whole canvas. Raises
+        CapabilityError saying why for generators whose pixels depend on where the canvas border is."""
+        raise CapabilityError(f"a {self.family} model cannot be rendered tile by tile exactly")
+
     def check(self, options: RenderOptions, grid: Grid | PointGrid | None = None, model: str | None = None) -> None:
         """Refuse, in one line, any option or grid this family cannot render."""
         for capability, option in requested_capabilities(options, grid).items():
             require(self, capability, option, model)
+
+
+# ATen computes a float32 convolution whose batch-1 input has at most this many elements (3x3 kernels; any
+# 1x1 kernel on one thread) with its native im2col + GEMM path and larger ones with oneDNN
+# (ConvParams::use_mkldnn). Each path gives the same value for a pixel whatever the crop, but the two round
+# differently, so an exact tile must put each of its convolutions on the path the whole canvas takes.
+NATIVE_CONV_ELEMENTS = 20480
+
+
+def min_tile_side(stride: int, scales: Sequence[tuple[int, int]]) -> int:
+    """The smallest tile side, a multiple of `stride`, that puts every convolution's input above
+    `NATIVE_CONV_ELEMENTS`, for convolutions at (stride f, input channels c) of the output grid (a tile
+    of side T has at least (T / f)^2 input pixels at that scale)."""
+    side = max(f * math.sqrt(NATIVE_CONV_ELEMENTS / c) for f, c in scales)
+    return stride * (math.floor(side / stride) + 1)
+
+
+# bytes per lattice point of the float64 coordinate arithmetic (`Grid.scale_coords`: meshgrid, stack, affine map)
+# and of the float32 fields computed from it (coordinates, position-aligned noise) at the scale being rendered
+COORD_BYTES = 128
+
+
+def lattice_points(grid: Grid | PointGrid) -> int:
+    """Output pixels (or points) of a grid."""
+    return grid.points.shape[0] if isinstance(grid, PointGrid) else grid.height * grid.width
 
 
 def seed_normal(seeds: Sequence[int], shape: Sequence[int]) -> torch.Tensor:

@@ -33,7 +33,7 @@ from torch import nn
 
 from posgen.encodings import FourierFeatures, LearnedConstant
 from posgen.grid import Grid, PointGrid
-from posgen.models.base import MappedGenerator, RenderOptions
+from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions, lattice_points, min_tile_side
 from posgen.ops import MappingNetwork, ModulatedConv2d, ToRGB
 
 # Table 3 of Anokhin et al.: each column as CIPSConfig fields ("main" is the paper's default).
@@ -140,6 +140,20 @@ class Generator(MappedGenerator):
     def coarsest_stride(self) -> int:
         """Every pixel is computed on its own: any whole-pixel shift moves the image exactly."""
         return 1
+
+    def tiling(self) -> tuple[int, int]:
+        return 1, min_tile_side(1, [(1, min(self.input.in_channels, self.cfg.width))])  # ModFC: 1x1 convolutions
+
+    def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
+                        options: RenderOptions = RenderOptions()) -> int:
+        points = lattice_points(grid or self.default_grid())
+        chunk = min(points, options.chunk_points or points)
+        c_enc, width, c_img = self.input.in_channels, self.cfg.width, self.cfg.img_channels
+        # per point of a chunk: the encoding (and its parts while they are built), its modulated copy, two
+        # hidden layers and the elementwise result beside them, the skip images; the coordinates; the output
+        per_point = 4 * (3 * c_enc + batch * (c_enc + 3 * width + 2 * c_img)) + COORD_BYTES
+        held = 1.5 if chunk < points else 1  # chunk after chunk, the allocator holds on to up to one more chunk's worth
+        return int(held * chunk * per_point) + 4 * batch * c_img * points
 
     def panorama_grid(self, height: int | None = None) -> Grid:
         """The whole 360-degree strip of a cylindrical model: `height` (default the resolution) rows

@@ -162,6 +162,16 @@ class Generator(BaseGenerator):
             raise ValueError("a DCGAN renders its training canvas only (its linear input fixes the lattice)")
         return self(latents)
 
+    def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
+                        options: RenderOptions = RenderOptions()) -> int:
+        peak, c_in = 0, self.cfg.channels(4)
+        for b, block in enumerate(self.blocks):  # the training canvas only
+            side = 4 * 2 ** (b + 1) + 2 * (self.margins[b + 1] + 1)
+            c_out = block[0].out_channels
+            peak = max(peak, 4 * batch * side * side * (2 * c_in + 3 * c_out))  # upsampled input; conv, BN, ReLU
+            c_in = c_out
+        return peak
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z [N, z_dim] -> images [N, C, res, res]."""
         m0 = self.input_margin

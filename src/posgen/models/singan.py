@@ -42,7 +42,7 @@ from posgen.encodings import CartesianGrid, SinusoidalEncoding
 from posgen.errors import ConfigError
 from posgen.grid import Grid, PointGrid
 from posgen.models.base import Generator as BaseGenerator
-from posgen.models.base import RenderOptions
+from posgen.models.base import COORD_BYTES, RenderOptions
 from posgen.ops import lattice_noise
 
 Padding = Literal["input", "zero", "none"]
@@ -380,6 +380,17 @@ class Generator(BaseGenerator):
 
     def forward(self, latents: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         return self.render(latents, grid)
+
+    def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
+                        options: RenderOptions = RenderOptions()) -> int:
+        grid = self._lattice_grid(grid)
+        peak = 0
+        for s, (i, _) in enumerate(self.spans(grid)):
+            # a conv's input and output and the elementwise result beside them; the residual, noise, output
+            pixels = i.height * i.width
+            peak = max(peak, pixels * (4 * batch * (3 * self.cfg.channels_at(s) + 12) + COORD_BYTES))
+        noise = 4 * batch * sum(c * h * w for c, h, w in self.noise_shapes(grid))  # the latents, and their split
+        return peak + 2 * noise
 
     def synthesize(self, noise: list[torch.Tensor], grid: Grid | None = None, upto: int | None = None) -> torch.Tensor:
         """Noise maps of scales 0 .. k-1 (k = len(noise); shapes from `noise_shapes(grid, upto)`) -> the

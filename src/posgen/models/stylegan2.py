@@ -23,7 +23,8 @@ from torch import nn
 
 from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
 from posgen.grid import Grid
-from posgen.models.base import MappedGenerator, RenderOptions
+from posgen.errors import CapabilityError
+from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions, min_tile_side
 from posgen.ops import EqualConv2d, MappingNetwork, ModulatedConv2d, ToRGB, upsample2x
 from posgen.ops.noise import NoiseMode
 from posgen.ops.resample import center_crop
@@ -148,6 +149,29 @@ class Generator(MappedGenerator):
 
     def synthesize(self, ws: torch.Tensor, grid: Grid | None, options: RenderOptions) -> torch.Tensor:
         return self.synthesis(ws, grid, options.noise_mode or "const")
+
+    def tiling(self) -> tuple[int, int]:
+        if self.cfg.padding != "none":
+            raise CapabilityError("its zero padding makes every pixel depend on where the canvas border is")
+        # a tile's origin on the coarsest lattice puts every scale's lattice of the tile on the whole canvas's
+        scales = [(self.coarsest_stride, min(self.input.out_channels, self.cfg.channels(4)))]
+        scales += [(self.resolution // r, min(self.cfg.channels(r // 2), self.cfg.channels(r))) for r in self.resolutions[1:]]
+        return self.coarsest_stride, min_tile_side(self.coarsest_stride, scales)
+
+    def memory_estimate(self, batch: int, grid: Grid | None = None, options: RenderOptions = RenderOptions()) -> int:
+        grid = grid or self.default_grid()
+        s = self.coarsest_stride
+        canvas = grid.resize(math.ceil(grid.height / s) * s, math.ceil(grid.width / s) * s)
+        peak = 0
+        for k, r in enumerate(self.resolutions):
+            h, w = canvas.scale_lattice(self.resolution // r, self.margins[k] + self.shrink)
+            c_in = self.input.out_channels if k == 0 else self.cfg.channels(r // 2)
+            # the modulated input upsampled (`upsample2x`: its last pass's input, two scaled copies and the
+            # output), the conv output and the elementwise result beside it, the skip images; the coordinate
+            # and noise fields
+            floats = 3 * c_in + 2 * self.cfg.channels(r) + 4 * self.cfg.img_channels
+            peak = max(peak, h * w * (4 * batch * floats + COORD_BYTES))
+        return peak
 
     def synthesis(self, ws: torch.Tensor, grid: Grid | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""

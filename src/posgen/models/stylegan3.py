@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from posgen.grid import Grid
-from posgen.models.base import MappedGenerator, RenderOptions
+from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions
 from posgen.ops import EqualLinear, MappingNetwork, ModulatedConv2d
 from posgen.ops.filters import FilteredLeakyReLU
 
@@ -209,6 +209,25 @@ class Generator(MappedGenerator):
 
     def synthesize(self, ws: torch.Tensor, grid: Grid | None, options: RenderOptions) -> torch.Tensor:
         return self.synthesis(ws, grid)  # no noise inputs: every noise mode renders the same
+
+    def memory_estimate(self, batch: int, grid: Grid | None = None, options: RenderOptions = RenderOptions()) -> int:
+        grid = grid or self.default_grid()
+        s, res = self.coarsest_stride, self.resolution
+        height, width = math.ceil(grid.height / s) * s, math.ceil(grid.width / s) * s
+
+        def pixels(rate: float, margin: float) -> float:  # a lattice of `rate` over the canvas, widened by `margin`
+            return (height * rate / res + 2 * margin) * (width * rate / res + 2 * margin)
+
+        peak = 0.0
+        for layer in self.layers:
+            si, so = layer.spec_in, layer.spec_out
+            p_in = pixels(si.rate, si.margin)
+            floats = 2 * si.channels * p_in + 2 * so.channels * p_in  # the modulated input, the conv output
+            if layer.act is not None:  # the temporary rate of the filtered non-linearity: two tensors there
+                t = layer.act.tmp_rate
+                floats += 2 * so.channels * pixels(t, si.margin * t / si.rate + self.cfg.filter_size * layer.act.up)
+            peak = max(peak, 4 * batch * floats + COORD_BYTES * p_in)
+        return int(peak)
 
     def synthesis(self, ws: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> images on `grid` (default: the training canvas)."""

@@ -28,7 +28,7 @@ from posgen.diffusion import SAMPLERS, GaussianDiffusion, latent_generators
 from posgen.encodings import SinusoidalEncoding
 from posgen.errors import CapabilityError
 from posgen.grid import Grid, PointGrid
-from posgen.models.base import Generator, RenderOptions, seed_normal
+from posgen.models.base import COORD_BYTES, Generator, RenderOptions, seed_normal
 
 
 @dataclass
@@ -305,6 +305,21 @@ class DDPM(Generator):
         return self.diffusion.sample(self.eps_fn(grid, latents.device, latents.dtype), latents, steps=steps,
                                      sampler=sampler, eta=self.cfg.eta,
                                      generator=latent_generators(latents) if stochastic else None)
+
+    def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
+                        options: RenderOptions = RenderOptions()) -> int:
+        grid = grid or self.default_grid()
+        cfg = self.cfg
+        skips, work, encodings, c_prev = cfg.channels, 0, 0, cfg.channels  # per output pixel, in floats
+        for level, mult in enumerate(cfg.channel_mult):
+            share, c = 1 / 4**level, cfg.channels * mult
+            skips += share * c * (cfg.num_res_blocks + (level + 1 < cfg.levels))  # kept for the decoder
+            work = max(work, share * (2 * (c + c_prev) + 4 * c))  # a decoder block: the concatenation, norms, convs
+            encodings += 2 * share * c if cfg.positional_encoding == "sinusoid" else 0
+            c_prev = c
+        # the U-Net's skips and working set per image, the sampler's images (x_t, eps, x_0, the mean), the encodings
+        pixels = grid.height * grid.width
+        return int(pixels * (4 * batch * (skips + work + 4 * cfg.img_channels) + 4 * encodings + COORD_BYTES))
 
     def forward(self, latents: torch.Tensor, grid: Grid | None = None, **options) -> torch.Tensor:
         """`render(x_T, grid, RenderOptions(**options))`."""
