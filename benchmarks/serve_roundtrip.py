@@ -100,7 +100,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}")
     report(f"{args.checkpoint} alone", measure([args.checkpoint], args.moves))
     if args.beside:
-        report(f"{args.checkpoint} beside {args.beside} (renders take turns)",
+        report(f"{args.checkpoint} beside {args.beside} (rendering side by side)",
                measure([args.checkpoint, args.beside], args.moves, args.screenshot))
 
 

@@ -170,10 +170,18 @@ def test_requests_addressed_to_another_host_are_refused(server):
 def test_a_request_that_waits_longer_than_the_time_limit_gets_503(server, monkeypatch):
     app = server.app
     monkeypatch.setattr(app, "limits", ServeLimits(max_side=256, max_steps=8, time_limit=0.3))
-    with app.lock:  # a long render in progress
+    with app.models[0].lock:  # a long render of digits-mspe in progress
         t0 = time.perf_counter()
         status, _, body = get(server, "/api/render?model=0&seed=1")
-    assert status == 503 and "busy" in json.loads(body)["error"] and time.perf_counter() - t0 < 5
+    assert status == 503 and "digits-mspe has been busy" in json.loads(body)["error"] and time.perf_counter() - t0 < 5
+    for _ in range(app.parallel):  # every render slot taken: any model waits
+        app.slots.acquire()
+    try:
+        status, _, body = get(server, "/api/render?model=1&seed=1&steps=1")
+    finally:
+        for _ in range(app.parallel):
+            app.slots.release()
+    assert status == 503 and "the renderer has been busy" in json.loads(body)["error"]
 
 
 def test_posgen_serve_answers_get_on_localhost_and_stops_on_interrupt():

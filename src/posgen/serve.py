@@ -28,11 +28,13 @@ start-up and nothing else: a request picks one of them by index and can name no 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from io import BytesIO
@@ -68,12 +70,15 @@ class Model:
     name: str            # as named on the command line
     G: object            # posgen.models.base.Generator
     seconds_per_pixel: float  # per pixel and sampling step, from the calibration render
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one render of a model at a time
 
 
 class ServeApp:
     """The models named on the command line, loaded once, and the one render path of the page."""
 
     def __init__(self, checkpoints: list[str], device: str = "cpu", limits: ServeLimits = ServeLimits()) -> None:
+        import torch
+
         from posgen.cli import build_parser
         from posgen.sampling import load
 
@@ -82,7 +87,9 @@ class ServeApp:
         self.limits = limits
         self.parser = build_parser()
         self.models = [Model(path, load(path, device).G, 0.0) for path in checkpoints]
-        self.lock = threading.Lock()  # one render at a time: a render uses every core torch has
+        # renders at once: as many as the cores hold torch's threads (side-by-side models render together)
+        self.parallel = max(1, (os.cpu_count() or 1) // torch.get_num_threads())
+        self.slots = threading.BoundedSemaphore(self.parallel)
         self.page = (resources.files("posgen") / "assets" / "serve.html").read_bytes()
         for model in self.models:
             model.seconds_per_pixel = self._calibrate(model)
@@ -150,14 +157,10 @@ class ServeApp:
             raise UsageError(f"rendering {grid.height}x{grid.width} with {model.name} would take about "
                              f"{predicted:.0f} s here, more than this server's limit of {limits.time_limit:g} s "
                              "(--time-limit): render a smaller canvas" + (" or fewer steps" if steps > 1 else ""))
-        if not self.lock.acquire(timeout=limits.time_limit):
-            raise Busy(f"the renderer has been busy for {limits.time_limit:g} s; try again")
-        try:
+        with self._turn(model):
             t0 = time.perf_counter()
             image = render_seeds(G, args.seeds, grid, **options)[0]
             seconds = time.perf_counter() - t0
-        finally:
-            self.lock.release()
         buf = BytesIO()
         Image.fromarray(to_uint8(image[None])[0]).save(buf, format="PNG")  # as viz.save_image writes the CLI's PNG
         affine = [[round(float(v), 6) for v in row] for row in grid.affine[:2].tolist()]
@@ -165,6 +168,23 @@ class ServeApp:
                 "period": list(grid.period) if grid.period else None, "render_ms": round(seconds * 1000, 1),
                 "command": shlex.join(["posgen", *argv])}
         return buf.getvalue(), info
+
+    @contextmanager
+    def _turn(self, model: Model):
+        """Wait, at most the time limit, until `model` is free and a render slot is: Busy if not."""
+        limit = self.limits.time_limit
+        deadline = time.monotonic() + limit
+        if not model.lock.acquire(timeout=limit):
+            raise Busy(f"{model.name} has been busy rendering for {limit:g} s; try again")
+        try:
+            if not self.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise Busy(f"the renderer has been busy for {limit:g} s; try again")
+            try:
+                yield
+            finally:
+                self.slots.release()
+        finally:
+            model.lock.release()
 
     # ---- start-up ------------------------------------------------------------------------------
     def _calibrate(self, model: Model) -> float:
