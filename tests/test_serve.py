@@ -115,8 +115,10 @@ def test_a_local_checkpoint_renders_like_the_cli(tmp_path):
 @pytest.mark.parametrize("query, message", [
     ("model=0&size=300x32", "at most 256 a side (--max-side)"),
     ("model=0&zoom=16", "the canvas would be 512x512 pixels"),
-    ("model=0&seed=0-3", "one seed per render"),
-    ("model=0&seed=x", "malformed --seeds"),
+    ("model=0&seed=0-99999999999", "seed must be one whole number from 0 to 18446744073709551615"),
+    ("model=0&seed=18446744073709551616", "seed must be one whole number"),
+    ("model=0&seed=x", "seed must be one whole number"),
+    ("model=%C2%B2", "model must be an index from 0 to 1"),  # a superscript two: a digit, not ASCII
     ("model=0&truncation=abc", "--truncation must be a number"),
     ("model=0&shift=1;2", "malformed --shift"),
     ("model=0&noise=loud", "invalid choice: 'loud'"),

@@ -49,6 +49,7 @@ QUERY_OPTIONS = {"seed": "--seeds", "size": "--size", "zoom": "--zoom", "shift":
                  "sampler": "--sampler"}
 FLAGS = {"roll"}  # options without a value: "1" sets them, "0" or nothing leaves them out
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes no more
 CLI_OUT = "view"  # the --out of the command shown on the page: a folder, where it writes seedNNNN.png
 
 
@@ -109,12 +110,14 @@ class ServeApp:
         if unknown:
             raise UsageError(f"unknown parameter {unknown[0]!r}; a render takes model and "
                              f"{', '.join(QUERY_OPTIONS)}")
-        index = query.get("model", "")
-        if not index.isdigit() or int(index) >= len(self.models):
+        index, seed = query.get("model", ""), query.get("seed", "0")
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(self.models):
             raise UsageError(f"model must be an index from 0 to {len(self.models) - 1} (the checkpoints this "
                              f"server was started with), got {index!r}")
+        if not (seed.isascii() and seed.isdigit()) or int(seed) > MAX_SEED:  # one seed, never a range to expand
+            raise UsageError(f"seed must be one whole number from 0 to {MAX_SEED}, got {seed!r}")
         model = self.models[int(index)]
-        argv = ["generate", "--checkpoint", model.name, "--seeds", query.get("seed", "0")]
+        argv = ["generate", "--checkpoint", model.name, "--seeds", seed]
         for key, option in QUERY_OPTIONS.items():
             value = query.get(key)
             if key == "seed" or value is None:
@@ -137,8 +140,6 @@ class ServeApp:
 
         model, argv = self.command(query)
         args = self.parser.parse_args(argv)
-        if len(args.seeds) != 1:
-            raise UsageError(f"one seed per render, got {query.get('seed')!r}")
         G, limits = model.G, self.limits
         grid = grid_for(G, canvas_from_args(args), model.name)
         if max(grid.size) > limits.max_side:
