@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -259,10 +260,14 @@ class Handler(BaseHTTPRequestHandler):
             super().log_request(code, size)
 
 
+class _ServerIPv6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def make_server(app: ServeApp, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A server bound to host:port (port 0: any free port; see `server_address`), not yet serving."""
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = (_ServerIPv6 if ":" in host else ThreadingHTTPServer)((host, port), Handler)
     except OSError as e:
         raise UsageError(f"cannot listen on {host}:{port}: {one_line(e)}") from None
     server.daemon_threads = True
