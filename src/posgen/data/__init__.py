@@ -14,6 +14,7 @@ class DataConfig:
     source: str = "digits"       # "digits", a folder, a .zip archive, an image file or "sample:NAME"
     resize: Literal["crop", "stretch", "pad"] = "crop"
     patch_height: int = 0        # > 0: one image scaled to this height, every training-size patch of it
+    workers: int = 2             # processes decoding folder / zip images ahead of training (0: in the trainer)
     digits: BiasedDigitsConfig = field(default_factory=BiasedDigitsConfig)
 
     def validate(self) -> None:
@@ -21,6 +22,8 @@ class DataConfig:
             self.digits.validate()
         if self.patch_height < 0:
             raise DataError(f"data.patch_height must be 0 (off) or positive, got {self.patch_height}")
+        if self.workers < 0:
+            raise DataError(f"data.workers must be 0 (decode in the trainer) or positive, got {self.workers}")
 
 
 def open_dataset(cfg: DataConfig, size: tuple[int, int]):

@@ -43,10 +43,16 @@ class DiscriminatorBlock(nn.Module):
         return (x + y) / math.sqrt(2)
 
 
+def mbstd_group(n: int, group: int) -> int:
+    """The group size minibatch_stddev uses for a batch of n: the largest divisor of n up to `group`."""
+    return max(d for d in range(1, min(group, n) + 1) if n % d == 0)
+
+
 def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor:
-    """Append the std over groups of samples as extra feature maps (StyleGAN, Sec. 4.1 of PGGAN)."""
+    """Append the std over groups of samples as extra feature maps (StyleGAN, Sec. 4.1 of PGGAN).
+    Sample i is in group i mod (N / G)."""
     n, c, h, w = x.shape
-    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)  # largest divisor of N up to `group`
+    g = mbstd_group(n, group)
     y = x.reshape(g, -1, channels, c // channels, h, w)  # [G, N/G, F, C/F, H, W]
     y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # [N/G, F, C/F, H, W]
     y = y.mean(dim=(2, 3, 4)).reshape(-1, channels, 1, 1).repeat(g, 1, h, w)  # [N, F, H, W]

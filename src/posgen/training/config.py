@@ -102,8 +102,14 @@ class TrainConfig:
     log_kimg: float = 1.0          # stats.jsonl: one line (means since the last) per this many kimg
     sample_seeds: int = 32         # seeds in each sample grid
     threads: int = 0               # torch CPU threads (0: leave torch's default)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward passes; fp16 adds a
+                                   # GradScaler and clamps conv outputs to +-256 (StyleGAN2's conv_clamp)
+    channels_last: bool = False    # NHWC memory layout for the networks and images (GPU tensor cores)
+    compile: bool = False          # torch.compile the generator's forward pass
 
     def validate(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"train.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.batch_size < 1 or not self.kimg > 0:
             raise ValueError("train.batch_size and train.kimg must be positive")
         if not self.snapshot_kimg > 0 or not self.log_kimg > 0:

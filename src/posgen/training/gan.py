@@ -17,13 +17,18 @@ import torch.nn.functional as F
 from posgen.checkpoint import prefixed
 from posgen.config import RunConfig
 from posgen.data import open_dataset
+from posgen.data.loader import StepBatches
 from posgen.errors import TrainingError
 from posgen.grid import Canvas, Grid
 from posgen.models.base import MappedGenerator, RenderOptions
+from posgen.models.discriminator import mbstd_group
 from posgen.sampling import render_seeds
 from posgen.training.loss import StyleGANLoss
+from posgen.errors import ConfigError
+from posgen.training.distributed import ranks
 from posgen.training.loop import check_finite
 from posgen.training.multiscale import MultiScaleSampler, step_generator
+from posgen.training.precision import Precision, restore_scaler, scaler_tensors
 from posgen.viz import save_image_grid
 
 # stream ids for step_generator
@@ -36,7 +41,12 @@ TRAINING_RENDER = RenderOptions(noise_mode="random")
 
 class GANTrainer:
     """Holds the networks and optimizers of one GAN run; `train_step()` advances one iteration
-    (the `posgen.training.loop.Trainer` protocol)."""
+    (the `posgen.training.loop.Trainer` protocol).
+
+    Under torchrun each rank computes its share of every step's global batch (`Ranks.shard`, laid
+    out so that D's minibatch-std groups are the single-process ones) and the gradients are averaged
+    after each backward pass, R1's double backward included.
+    """
 
     def __init__(self, cfg: RunConfig, family, seed: int = 0, device: str = "cpu") -> None:
         self.cfg, self.seed, self.device = cfg, seed, device
@@ -53,24 +63,35 @@ class GANTrainer:
         self.dataset = open_dataset(cfg.data, (self.res, self.res))
         if len(self.dataset) == 0:
             raise TrainingError(f"data source {cfg.data.source} is empty")
+        self.ranks = ranks()
+        self.ranks.local_batch(t.batch_size)
+        if self.ranks.world_size > 1 and self.loss.augment is not None:
+            raise ConfigError("adaptive augmentation (train.augment) trains in one process only: its p controller "
+                              "and per-image draws are not shared between ranks yet")
+        self.interleave = mbstd_group(t.batch_size, cfg.discriminator.mbstd_group)
+        self.batches = StepBatches(self.dataset, self._indices, cfg.data.workers, pin_memory=device.startswith("cuda"))
+        self.precision = Precision(t.precision, device)
+        self.precision.prepare(self.G, self.D, channels_last=t.channels_last, fp32=(self.D,))
+        self.scaler_G, self.scaler_D = self.precision.scaler(), self.precision.scaler()
+        self._render = torch.compile(self._fakes) if t.compile else self._fakes
         ms = t.multiscale
         self.scales = MultiScaleSampler(ms.sizes, ms.probs, self.seed) if ms.sizes else None
         self.step = 0
         self.seconds = 0.0
 
     # ---- one iteration -------------------------------------------------------------------
+    def _indices(self, step: int) -> torch.Tensor:
+        """This rank's share of step `step`'s data indices."""
+        idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=step_generator(self.seed, step, _DATA))
+        return self.ranks.shard(idx, self.interleave)
+
     def _reals(self, step: int, size: int) -> torch.Tensor:
-        n = len(self.dataset)
-        idx = torch.randint(n, (self.cfg.train.batch_size,), generator=step_generator(self.seed, step, _DATA))
-        if hasattr(self.dataset, "images"):
-            x = self.dataset.images[idx]
-        else:
-            x = torch.stack([self.dataset[int(i)] for i in idx])
-        x = x.to(self.device, torch.float32) / 127.5 - 1  # [N, 3, H, W] in [-1, 1]
+        x = self.batches.batch(step).to(self.device, torch.float32, non_blocking=True) / 127.5 - 1  # [n, 3, H, W] in [-1, 1]
         if self.cfg.train.xflip:
-            flip = torch.rand(len(x), generator=step_generator(self.seed, step, _FLIP)) < 0.5
-            x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(3), x)
-        return resize(x, size)
+            flip = torch.rand(self.cfg.train.batch_size, generator=step_generator(self.seed, step, _FLIP)) < 0.5
+            x = torch.where(self.ranks.shard(flip, self.interleave).to(self.device)[:, None, None, None], x.flip(3), x)
+        x = resize(x, size)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last else x
 
     def _grid(self, step: int, size: int) -> Grid:
         base = self.G.default_grid()
@@ -84,7 +105,8 @@ class GANTrainer:
     def _ws(self, step: int) -> torch.Tensor:
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
-        z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen).to(self.device)
+        z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen)
+        z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
         if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
             return z[0]
         ws = G.mapping(z[0])[:, None].repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
@@ -100,44 +122,50 @@ class GANTrainer:
         return self.G.render(ws, grid)  # ws: z for a mapping-free generator
 
     def train_step(self) -> dict[str, float]:
-        t, step = self.cfg.train, self.step
+        t, step, rk = self.cfg.train, self.step, self.ranks
         size = self.scales(step) if self.scales else self.res
         d_size = self.res if t.multiscale.resize_to_discriminator else size
         grid = self._grid(step, size)
-        torch.manual_seed(self.seed * 7919 + step)  # noise inputs
+        torch.manual_seed((self.seed * 7919 + step) * rk.world_size + rk.rank)  # noise inputs, each rank its own
         reals = self._reals(step, d_size)
 
         kimg = self.kimg
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        ws = self._ws(step)
-        fakes = resize(self._fakes(ws, grid), d_size)
-        loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
-        check_finite(loss_G, "G", step)
+        with self.precision.autocast():
+            ws = self._ws(step)
+            fakes = resize(self._render(ws, grid), d_size)
+            loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
         self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
+        self.scaler_G.scale(loss_G).backward()
+        loss_G = rk.reduce(self.G.parameters(), loss_G)
+        check_finite(loss_G, "G", step)
+        self.scaler_G.step(self.opt_G)
+        self.scaler_G.update()
 
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         do_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
-        loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
-                                                     step_generator(self.seed, step, _AUGMENT_D))
-        stats = {"loss/G": loss_G.item(), **stats, "scale": size}
-        check_finite(loss_D, "D", step)
+        with self.precision.autocast():
+            loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
+                                                         step_generator(self.seed, step, _AUGMENT_D))
         self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.opt_D.step()
+        self.scaler_D.scale(loss_D).backward()
+        loss_D = rk.reduce(self.D.parameters(), loss_D)
+        check_finite(loss_D, "D", step)
+        self.scaler_D.step(self.opt_D)
+        self.scaler_D.update()
 
         self._update_averages(ws)
         self.step += 1
-        return stats
+        return rk.mean_stats({"loss/G": loss_G.item(), **stats, "scale": size})
 
     @torch.no_grad()
     def _update_averages(self, ws: torch.Tensor) -> None:
         t = self.cfg.train
         if isinstance(self.G, MappedGenerator):
-            self.G.mapping.w_avg.lerp_(ws[:, 0].mean(0), 1 - t.w_avg_beta)
+            self.G.mapping.w_avg.lerp_(ws[:, 0].float().mean(0), 1 - t.w_avg_beta)
+        self.ranks.average_buffers(self.G)  # w_avg from each rank's shard -> from the whole batch
         images_seen = (self.step + 1) * t.batch_size
         ema_images = t.ema_kimg * 1000
         if t.ema_rampup is not None:
@@ -164,6 +192,8 @@ class GANTrainer:
         for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
             for idx, st in opt.state_dict()["state"].items():
                 out.update({f"{name}.{idx}.{k}": torch.as_tensor(v) for k, v in st.items()})
+        for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
+            out.update(scaler_tensors(name, scaler))
         return out
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -176,6 +206,8 @@ class GANTrainer:
                 idx, field = key.split(".", 1)
                 sd["state"].setdefault(int(idx), {})[field] = v
             opt.load_state_dict(sd)
+        for name, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
+            restore_scaler(name, scaler, tensors)
         self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
 
     def sample_grid(self, path: Path) -> None:

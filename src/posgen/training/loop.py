@@ -16,6 +16,7 @@ from typing import Protocol
 import torch
 
 from posgen import checkpoint
+from posgen.training import distributed
 from posgen.config import RunConfig, apply_overrides
 from posgen.errors import CheckpointError, DataError, TrainingError, UsageError
 from posgen.files import atomic_write
@@ -56,10 +57,11 @@ def build_trainer(cfg: RunConfig, seed: int = 0, device: str = "cpu") -> Trainer
     return f.trainer(cfg, f, seed=seed, device=device)
 
 
-def _state(trainer: Trainer, cfg: RunConfig, seed: int) -> dict:
+def _state(trainer: Trainer, cfg: RunConfig, seed: int, world_size: int) -> dict:
     t = cfg.train
     return {"step": trainer.step, "kimg": trainer.step * t.batch_size / 1000, "seconds": trainer.seconds,
-            "seed": seed, "total_steps": t.total_steps}
+            "seed": seed, "total_steps": t.total_steps, "world_size": world_size,
+            "batch_per_rank": t.batch_size // world_size}
 
 
 def _stats_lines(path: Path, up_to_step: int) -> list[str]:
@@ -84,13 +86,27 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     With resume=True the run continues exactly from out_dir's checkpoint with its stored config
     (`cfg` is ignored); `kimg` then sets a new length (the length only decides where a run stops, so
     an extended run equals one trained that long from the start). `max_seconds` stops early (after a
-    checkpoint) once that much time has passed.
+    checkpoint) once that much time has passed. Under torchrun (`posgen.training.distributed`) every
+    rank trains its share of each batch and only rank 0 writes (checkpoint, logs, progress).
     """
+    out = Path(out_dir)
+    ckpt_path = out / checkpoint.CHECKPOINT_NAME
+    ranks, device = distributed.start(device)  # every rank checks the run directory before rank 0 writes to it
+    try:
+        _train(cfg, out, ckpt_path, ranks, seed=seed, device=device, resume=resume, progress=progress,
+               max_seconds=max_seconds, kimg=kimg)
+    except BaseException:
+        distributed.stop(clean=False)
+        raise
+    distributed.stop()
+    return out
+
+
+def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed.Ranks, *, seed: int, device: str,
+           resume: bool, progress: bool, max_seconds: float | None, kimg: float | None) -> None:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    ckpt_path = out / checkpoint.CHECKPOINT_NAME
     if resume:
         tensors, cfg, state = checkpoint.load(ckpt_path)
         if not isinstance(state.get("seed"), int) or not isinstance(state.get("step"), int):
@@ -106,12 +122,17 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
         raise TrainingError(f"{out} already holds a run; use --resume {out} or another --out")
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file, not a run directory")
+    ranks.barrier()
     cfg.validate()
+    ranks.local_batch(cfg.train.batch_size)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     trainer = build_trainer(cfg, seed, device)
     if resume:
         trainer.restore(tensors, state)
+    if not ranks.main:
+        _follow(trainer, cfg, ranks, max_seconds)
+        return
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):  # left by a process killed while writing
         stale.unlink()
@@ -124,7 +145,7 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     total, log_steps = t.total_steps, t.log_steps
 
     def save() -> None:
-        checkpoint.save(ckpt_path, trainer.state_tensors(), cfg, _state(trainer, cfg, seed))
+        checkpoint.save(ckpt_path, trainer.state_tensors(), cfg, _state(trainer, cfg, seed, ranks.world_size))
 
     if not resume:  # a run killed before its first snapshot can still be resumed
         save()
@@ -163,7 +184,7 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
                 bar.set_postfix({"kimg": f"{step * t.batch_size / 1000:.1f}",
                                  "img/s": f"{stats['images_per_s']:.0f}",
                                  **{k.split("/")[-1]: f"{v:.2f}" for k, v in stats.items() if k.startswith("loss/")}})
-                timeout = max_seconds is not None and time.time() - started > max_seconds
+                timeout = max_seconds is not None and ranks.any(time.time() - started > max_seconds)
                 if step % t.snapshot_steps == 0 or step == total or timeout:
                     save()
                     trainer.sample_grid(out / f"samples-{step:07d}.png")
@@ -172,4 +193,12 @@ def train(cfg: RunConfig | None, out_dir: str | Path, *, seed: int = 0, device: 
     finally:
         bar.close()
         writer.close()
-    return out
+
+
+def _follow(trainer: Trainer, cfg: RunConfig, ranks: distributed.Ranks, max_seconds: float | None) -> None:
+    """A rank other than 0: the same steps and the same stop, no files."""
+    started = time.time()
+    while trainer.step < cfg.train.total_steps:
+        trainer.train_step()
+        if max_seconds is not None and ranks.any(time.time() - started > max_seconds):
+            break

@@ -28,6 +28,7 @@ from posgen.config import RunConfig
 from posgen.errors import ConfigError, DataError
 from posgen.models.singan import Generator, PatchDiscriminator, fit_image_size
 from posgen.training.config import TrainConfig
+from posgen.training.distributed import ranks
 from posgen.training.loop import check_finite
 from posgen.training.multiscale import step_generator
 
@@ -62,6 +63,9 @@ class SinGANTrainConfig(TrainConfig):
             raise ValueError("train.lr must be positive and train.lr_decay_at in (0, 1]")
         if self.gp_weight < 0 or self.rec_weight < 0 or self.noise_amp_init < 0:
             raise ValueError("train.gp_weight, train.rec_weight and train.noise_amp_init must be >= 0")
+        if self.precision != "fp32" or self.channels_last or self.compile:
+            raise ValueError("SinGAN trains in fp32 without channels_last or compile (its networks are small "
+                             "and its images one); drop train.precision / channels_last / compile")
 
     def check_run(self, run) -> None:
         if run.discriminator is not None:
@@ -108,6 +112,9 @@ class SinGANTrainer:
     """
 
     def __init__(self, cfg: RunConfig, family, seed: int = 0, device: str = "cpu") -> None:
+        if ranks().world_size > 1:
+            raise ConfigError("SinGAN trains in one process: it learns one image a scale at a time at batch 1 "
+                              "(the official recipe), so there is no batch to share between ranks")
         self.cfg, self.seed, self.device = cfg, seed, device
         real = training_image(cfg).to(device)
         torch.manual_seed(seed)
