@@ -17,12 +17,13 @@ Endpoints (GET only):
 Bounds: one seed per request; a canvas side of at most `ServeLimits.max_side`; at most `max_steps`
 sampling steps for iterative samplers (ddpm, which must name its steps); renders predicted to take
 longer than `time_limit` seconds are refused before they start (the prediction scales a calibration
-render made at start-up), renders run one at a time and a request that waits longer than the limit
-for its turn is answered 503; the memory budget of `render_seeds` applies. Every refusal is one line
-of JSON, {"error": ...}, with status 400.
+render made at start-up); a model renders one view at a time, and models render together only as far
+as the cores hold torch's threads; a request that waits longer than the limit for its turn is
+answered 503; the memory budget of `render_seeds` applies. Every refusal is one line of JSON,
+{"error": ...}, with status 400.
 
-Security: it listens on 127.0.0.1 by default and answers only requests addressed to the host it
-listens on (no DNS rebinding from a web page); it loads the checkpoints named on its command line at
+Security: it listens on 127.0.0.1 by default and, there, answers only requests addressed to localhost
+(no DNS rebinding from a web page); it loads the checkpoints named on its command line at
 start-up and nothing else: a request picks one of them by index and can name no file.
 """
 from __future__ import annotations
