@@ -24,6 +24,7 @@ PRETRAINED: dict[str, str] = {
     "digits-cips": "CIPS: per-pixel MLP on Fourier features + coordinate embeddings (Anokhin), 32x32, 120 kimg",
     "digits-cips-ne": "CIPS-NE: Fourier features only, no coordinate embeddings (Anokhin Tab. 3), 32x32, 120 kimg",
     "panorama-cips": "CIPS on a 128-px cylinder from 32x32 patches of one photo: 360-degree strips (Anokhin Sec. 4.8), 121 kimg",
+    "digits-sg3t": "StyleGAN3-T (alias-free, translation-equivariant), biased digits, 32x32, 35 kimg (collapsed to one glyph)",
     "singan-pad": "SinGAN with the official input padding on china.jpg (86x128, 6 scales x 400 iterations)",
     "singan-nopad": "padding-free SinGAN on china.jpg (86x128, 6 scales x 400 iterations; Xu Fig. 1b)",
     "singan-csg": "padding-free SinGAN + Cartesian grid in the coarsest noise on china.jpg (86x128, 6 x 400; Xu Fig. 7b)",
