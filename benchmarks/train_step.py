@@ -3,19 +3,30 @@
     python benchmarks/train_step.py                      # digits presets on CPU
     python benchmarks/train_step.py --presets ffhq256-mspe --device cuda --batch 32
     python benchmarks/train_step.py --presets digits-baseline digits-mspe --augment   # ADA's cost per step
+    python benchmarks/train_step.py --against /tmp/pg-before --rounds 3   # this tree vs another checkout
+    python benchmarks/train_step.py --presets ffhq256-mspe --device cuda --set train.precision=bf16 \
+        --set train.channels_last=true --set train.compile=true
 
 Prints one line per preset: seconds per step, images/s, peak memory (CUDA: max allocated;
 CPU: the process's peak resident set), and the ratio to the first preset. With --augment each
 preset also runs with adaptive discriminator augmentation at its busiest (p fixed at 0.8, every
 transform on), alternating plain and augmented steps in one process so that both see the same
-machine, and the line gives the augmented step's cost relative to the plain one.
+machine, and the line gives the augmented step's cost relative to the plain one. With --against TREE
+each preset runs alternately in a fresh process on TREE's posgen (TREE/src, e.g. a `git worktree` of
+the previous commit) and on this one, --rounds times each, and the line gives both medians.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
 import resource
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -80,6 +91,25 @@ def bench_augment(name: str, device: str, steps: int, warmup: int, batch: int | 
     return {"preset": name, "batch": n, "plain_s": seconds[0] / steps, "augmented_s": seconds[1] / steps}
 
 
+def against(tree: str, a: argparse.Namespace) -> None:
+    """Each preset alternately on `tree`'s posgen and on this one, one fresh process per run."""
+    trees = {"before": str(Path(tree) / "src"), "after": str(Path(__file__).resolve().parents[1] / "src")}
+    for name in a.presets:
+        seconds: dict[str, list[float]] = {k: [] for k in trees}
+        for _ in range(a.rounds):
+            for label, src in trees.items():
+                cmd = [sys.executable, __file__, "--json", "--presets", name, "--device", a.device,
+                       "--steps", str(a.steps), "--warmup", str(a.warmup)]
+                cmd += [x for o in a.set or [] for x in ("--set", o)] + (["--batch", str(a.batch)] if a.batch else [])
+                out = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": src}, check=True, capture_output=True,
+                                     text=True).stdout
+                seconds[label].append(json.loads(out.splitlines()[-1])["s_per_step"])
+        before, after = (statistics.median(seconds[k]) for k in trees)
+        print(f"{name:22s} before {before:.3f} s/step  after {after:.3f} s/step  after/before x{after / before:.3f}  "
+              f"(medians of {a.rounds}; runs {' '.join(f'{x:.3f}' for x in seconds['before'])} | "
+              f"{' '.join(f'{x:.3f}' for x in seconds['after'])})", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=DIGITS)
@@ -89,9 +119,20 @@ def main() -> None:
     p.add_argument("--batch", type=int, help="override the preset's batch size")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--augment", action="store_true", help="also time each preset with ADA at p = 0.8, interleaved")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every preset")
+    p.add_argument("--against", metavar="TREE", help="also time the posgen of another checkout, alternating")
+    p.add_argument("--rounds", type=int, default=3, help="runs per tree with --against (median reported)")
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one preset in this process, one JSON line
     a = p.parse_args()
+    extra = tuple(a.set or ())
+    if a.json:
+        print(json.dumps(bench(a.presets[0], a.device, a.steps, a.warmup, a.batch, a.threads, extra)))
+        return
     print(f"device={a.device} threads={torch.get_num_threads() if not a.threads else a.threads} "
           f"torch={torch.__version__}")
+    if a.against:
+        against(a.against, a)
+        return
     if a.augment:
         for name in a.presets:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
@@ -103,7 +144,7 @@ def main() -> None:
     for name in a.presets:
         # a fresh process per preset, so the CPU peak RSS is that preset's own
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            r = pool.apply(bench, (name, a.device, a.steps, a.warmup, a.batch, a.threads))
+            r = pool.apply(bench, (name, a.device, a.steps, a.warmup, a.batch, a.threads, extra))
         first = first or r["images_per_s"]
         print(f"{name:22s} batch {r['batch']:3d}  {r['s_per_step']:.3f} s/step  {r['images_per_s']:8.1f} img/s  "
               f"peak {r['peak_mib']:8.0f} MiB  x{r['images_per_s'] / first:.2f}", flush=True)
