@@ -191,7 +191,7 @@ def test_one_canvas_meaning_in_every_command_rotate_and_signed_values(tmp_path, 
              (["--checkpoint", "digits-mspe", "--chunk-points", "64"],
               "--chunk-points needs a pixel-independent generator (cips); digits-mspe is a stylegan2 model"),
              (["--checkpoint", "digits-mspe", "--truncation", "nan"], "--truncation must be a finite number"),
-             (["--checkpoint", "digits-mspe", "--zoom", "625"], "the canvas would be 20000x20000 pixels"),
+             (["--checkpoint", "digits-mspe", "--zoom", "625"], "8 image(s) of 20000x20000 in batches of 8 would need"),
              (["--checkpoint", "digits-mspe", "--rotate", "inf"], "--rotate must be a finite number")]
     for args, message in cases:
         assert main(["generate", *args, "--out", str(tmp_path / "x")]) == 2

@@ -19,6 +19,7 @@ in memory: the peak is one tile's render plus one band of uint8 rows.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -193,6 +194,9 @@ def render_png(G: Generator, latent: torch.Tensor, grid: Grid, path: str | Path,
     plan = plan_tiles(G, grid, options, tile=tile, limit=limit, model=model)
 
     def write(tmp: str) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an image like any other (the temporary file is private)
         with open(tmp, "wb") as f, tqdm(total=grid.height * grid.width, disable=not progress, unit="px",
                                          unit_scale=True, desc="rendering {}x{} tiles".format(*plan.size),
                                          dynamic_ncols=True) as bar:

@@ -165,10 +165,11 @@ class Generator(BaseGenerator):
     def memory_estimate(self, batch: int, grid: Grid | PointGrid | None = None,
                         options: RenderOptions = RenderOptions()) -> int:
         peak, c_in = 0, self.cfg.channels(4)
-        for b, block in enumerate(self.blocks):  # the training canvas only
-            side = 4 * 2 ** (b + 1) + 2 * (self.margins[b + 1] + 1)
-            c_out = block[0].out_channels
-            peak = max(peak, 4 * batch * side * side * (2 * c_in + 3 * c_out))  # upsampled input; conv, BN, ReLU
+        for b in range(self.num_blocks):  # the training canvas only
+            side = 4 * 2 ** (b + 1) + 2 * (self.margins[b + 1] + self.arch.convs_per_block)
+            c_out = self.cfg.channels(8 * 2 ** b)
+            # the upsampling (`upsample2x`'s copies); a conv's input and output, its norm and activation
+            peak = max(peak, 4 * batch * side * side * (4 * c_in + 6 * c_out))
             c_in = c_out
         return peak
 

@@ -386,9 +386,11 @@ class Generator(BaseGenerator):
         grid = self._lattice_grid(grid)
         peak = 0
         for s, (i, _) in enumerate(self.spans(grid)):
-            # a conv's input and output and the elementwise result beside them; the residual, noise, output
+            # a conv's input and output, batch norm's and the activation's results beside them, and about
+            # as much again that the allocator holds from the scales before (measured); the residual, the
+            # noise, the resampling grid, the output
             pixels = i.height * i.width
-            peak = max(peak, pixels * (4 * batch * (3 * self.cfg.channels_at(s) + 12) + COORD_BYTES))
+            peak = max(peak, pixels * (4 * batch * (6 * self.cfg.channels_at(s) + 16) + COORD_BYTES))
         noise = 4 * batch * sum(c * h * w for c, h, w in self.noise_shapes(grid))  # the latents, and their split
         return peak + 2 * noise
 

@@ -223,9 +223,9 @@ class Generator(MappedGenerator):
             si, so = layer.spec_in, layer.spec_out
             p_in = pixels(si.rate, si.margin)
             floats = 2 * si.channels * p_in + 2 * so.channels * p_in  # the modulated input, the conv output
-            if layer.act is not None:  # the temporary rate of the filtered non-linearity: two tensors there
+            if layer.act is not None:  # the temporary rate of the filtered non-linearity: three tensors there
                 t = layer.act.tmp_rate
-                floats += 2 * so.channels * pixels(t, si.margin * t / si.rate + self.cfg.filter_size * layer.act.up)
+                floats += 3 * so.channels * pixels(t, si.margin * t / si.rate + self.cfg.filter_size * layer.act.up)
             peak = max(peak, 4 * batch * floats + COORD_BYTES * p_in)
         return int(peak)
 

@@ -317,9 +317,10 @@ class DDPM(Generator):
             work = max(work, share * (2 * (c + c_prev) + 4 * c))  # a decoder block: the concatenation, norms, convs
             encodings += 2 * share * c if cfg.positional_encoding == "sinusoid" else 0
             c_prev = c
-        # the U-Net's skips and working set per image, the sampler's images (x_t, eps, x_0, the mean), the encodings
+        # the U-Net's skips and working set per image (each block's norms, activations and convolutions: about
+        # twice the tensors counted above, measured), the sampler's images (x_t, eps, x_0, the mean), the encodings
         pixels = grid.height * grid.width
-        return int(pixels * (4 * batch * (skips + work + 4 * cfg.img_channels) + 4 * encodings + COORD_BYTES))
+        return int(pixels * (4 * batch * (2.4 * (skips + work) + 4 * cfg.img_channels) + 4 * encodings + COORD_BYTES))
 
     def forward(self, latents: torch.Tensor, grid: Grid | None = None, **options) -> torch.Tensor:
         """`render(x_T, grid, RenderOptions(**options))`."""
