@@ -12,7 +12,11 @@ A generator is a function of a latent and a grid (DESIGN.md). Every family subcl
   grid's lattice, a SinGAN's noise pyramid. Always a tensor with the seed index first, so
   batches are slices;
 - `render(latents, grid, options)`: images [N, C, H, W] in about [-1, 1] on a `Grid` (or
-  [N, C, P] on a `PointGrid` for families with the "points" capability).
+  [N, C, P] on a `PointGrid` for families with the "points" capability);
+- `memory_estimate(batch, grid, options)`: the peak bytes of such a render, from the layer sizes
+  (what every render checks against the memory limit first, `posgen.memory`);
+- `tiling()`: how tiles of a grid render exactly (`posgen.tiling`), or a one-line refusal saying why
+  this family's pixels depend on where the canvas border is.
 
 Everything that renders from seeds (`posgen.sampling.render_seeds`, metrics' `sample_fn`,
 the CLI, the apps) goes through these methods only, so a new family works everywhere by
