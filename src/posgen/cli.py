@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("study", help="reproduce the spatial-bias study's findings on the shipped digits models (docs/study.md)")
-    s.add_argument("findings", nargs="*", metavar="FINDING", help="any of f1 f2 f3 f4 f5 f6 eq (default: all)")
+    s.add_argument("findings", nargs="*", metavar="FINDING", help="any of f1 f2 f3 f4 f5 f6 eq f8 (default: all)")
     s.add_argument("--out", default="docs/study", help="folder for the figures and study.json (default docs/study)")
     s.add_argument("--fid-samples", type=positive("fid-samples", int), default=10000,
                    help="generated images per FID/SWD figure (default 10000)")

@@ -25,11 +25,13 @@ PRETRAINED: dict[str, str] = {
     "digits-cips-ne": "CIPS-NE: Fourier features only, no coordinate embeddings (Anokhin Tab. 3), 32x32, 120 kimg",
     "panorama-cips": "CIPS on a 128-px cylinder from 32x32 patches of one photo: 360-degree strips (Anokhin Sec. 4.8), 121 kimg",
     "digits-sg3t": "StyleGAN3-T (alias-free, translation-equivariant), biased digits, 32x32, 35 kimg (collapsed to one glyph)",
+    "digits-sg3r": "StyleGAN3-R (rotation-equivariant), biased digits, 32x32, 17 kimg (collapsed, blobs)",
     "singan-pad": "SinGAN with the official input padding on china.jpg (86x128, 6 scales x 400 iterations)",
     "singan-nopad": "padding-free SinGAN on china.jpg (86x128, 6 scales x 400 iterations; Xu Fig. 1b)",
     "singan-csg": "padding-free SinGAN + Cartesian grid in the coarsest noise on china.jpg (86x128, 6 x 400; Xu Fig. 7b)",
     "singan-spe": "padding-free SinGAN + sinusoid in the coarsest noise on china.jpg (86x128, 6 x 400; Xu Fig. 7c)",
-    "digits-ddpm": "DDPM baseline U-Net (no positional encoding) on the biased digits, 32x32, 34 kimg (early: tinted backgrounds)",
+    "digits-ddpm": "DDPM baseline U-Net (no positional encoding) on the biased digits, 32x32, 70 kimg (early: noisy samples)",
+    "digits-ddpm-mspe": "DDPM U-Net with MS-PE (Choi Sec. 4.5) on the biased digits, 32x32, 70 kimg (early: noisy samples)",
 }
 
 
