@@ -127,7 +127,6 @@ def test_a_local_checkpoint_renders_like_the_cli(tmp_path):
     ("model=1", "digits-ddpm samples iteratively: give steps from 1 to 8"),
     ("model=1&steps=9", "give steps from 1 to 8"),
     ("model=1&steps=2&rotate=10", "--rotate needs a generator that renders on rotated grids; digits-ddpm is a ddpm model"),
-    ("model=1&steps=8&size=256x256", "more than this server's limit of 10 s (--time-limit)"),
     ("model=1&steps=2&truncation=0.5", "--truncation needs a generator with a mapping network"),
     ("seed=1", "model must be an index from 0 to 1"),
     ("model=2", "model must be an index from 0 to 1"),
@@ -218,3 +217,19 @@ def test_serve_refuses_bad_arguments_in_one_line(args, message, capsys):
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_render_predicted_past_the_time_limit_is_refused_before_it_starts():
+    # the prediction scales each model's calibration render; a limit of a microsecond refuses any canvas
+    app = ServeApp(["digits-mspe"], limits=ServeLimits(max_side=256, max_steps=8, time_limit=1e-6))
+    httpd = make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, headers, body = get(httpd, "/api/render?model=0&seed=0&size=64x64")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    assert "more than this server's limit of 1e-06 s (--time-limit)" in json.loads(body)["error"]
+    assert body.count(b"\n") <= 1
