@@ -15,16 +15,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import time
 
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from posgen.memory import peak_resident_bytes, reset_peak_resident, resident_bytes
 
 
 def _case(checkpoint: str, size: int, chunk: int | None, threads: int, seed: int, queue) -> None:
@@ -36,11 +29,12 @@ def _case(checkpoint: str, size: int, chunk: int | None, threads: int, seed: int
     G = load(checkpoint).G
     grid = G.default_grid().zoom(size / G.resolution, size=(size, size))
     render_seeds(G, [seed], G.default_grid(), chunk_points=chunk)  # warm-up: allocator, kernels
-    baseline = _rss_mib()
+    baseline = resident_bytes() / 2**20
+    reset_peak_resident()
     t0 = time.perf_counter()
     img = render_seeds(G, [seed], grid, chunk_points=chunk)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_resident_bytes() / 2**20
     queue.put({"image": img.numpy() if size <= 1024 else None, "seconds": seconds, "baseline_mib": baseline,
                "peak_mib": peak, "output_mib": img.numel() * 4 / 2**20})
 

@@ -6,7 +6,7 @@ for every family, on a few canvas sizes and batches.
 
 Each case runs in a fresh process: it loads (or builds) the generator, renders once on a small grid
 (lazy initialisation is not the render's), then reads its resident set size (baseline), renders the
-case and reads the peak (`ru_maxrss`). "measured" is peak - baseline: what the render added. A ratio
+case and reads its own peak (VmHWM, `posgen.memory.peak_resident_bytes`). "measured" is peak - baseline: what the render added. A ratio
 measured / estimate at or below 1 means the budget check (`posgen.memory`) never lets through a
 render that needs more than it was told; the README's benchmark section quotes the ranges.
 """
@@ -29,9 +29,10 @@ CASES = {
 }
 
 CASE = """
-import json, resource, sys, torch
+import json, sys, torch
 from posgen.families import build_generator
 from posgen.grid import Grid
+from posgen.memory import peak_resident_bytes, reset_peak_resident, resident_bytes
 from posgen.models.base import RenderOptions
 from posgen.presets import get_preset
 from posgen.sampling import load
@@ -43,9 +44,10 @@ opts = RenderOptions(**options)
 grid = G.default_grid() if G.family == "dcgan" else Grid(h, w)
 G.render(G.latents([0], G.default_grid()), G.default_grid(), opts)
 z = G.latents(list(range(n)), grid)
-base = int(open("/proc/self/statm").read().split()[1]) * 4096
+base = resident_bytes()
+reset_peak_resident()
 G.render(z, grid, opts)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+peak = peak_resident_bytes() - base
 print(json.dumps({"measured": peak, "estimate": G.memory_estimate(n, grid, opts)}))
 """
 

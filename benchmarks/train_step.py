@@ -22,7 +22,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 from posgen.config import apply_overrides
+from posgen.memory import peak_resident_bytes
 from posgen.presets import PRESETS, get_preset
 from posgen.training.loop import build_trainer
 
@@ -64,7 +64,7 @@ def bench(name: str, device: str, steps: int, warmup: int, batch: int | None, th
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_resident_bytes() / 2**20
     dt = (time.perf_counter() - t0) / steps
     return {"preset": name, "batch": cfg.train.batch_size, "s_per_step": dt,
             "images_per_s": cfg.train.batch_size / dt, "peak_mib": peak}

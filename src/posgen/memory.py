@@ -60,6 +60,40 @@ def format_bytes(n: float) -> str:
     return f"{int(n)}B"
 
 
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set now (VmRSS), or None off Linux."""
+    return _status_bytes("VmRSS")
+
+
+def reset_peak_resident() -> bool:
+    """Restart this process's peak resident set from its current size (writes 5 to /proc/self/clear_refs);
+    False where the kernel does not allow it (then `peak_resident_bytes` counts from the start)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_resident_bytes() -> int | None:
+    """This process's own peak resident set (VmHWM) since it started or the last `reset_peak_resident`, or
+    None off Linux. Not `ru_maxrss`: Linux carries the parent's peak into a child across fork/vfork + exec,
+    so a child of a large process (a test runner) would report the parent's peak as its own."""
+    return _status_bytes("VmHWM")
+
+
 def check_memory(need: int, limit: int | None, what: str, hint: str = "") -> None:
     """Refuse in one line when a render estimated at `need` bytes exceeds `limit` (None: `default_limit()`)."""
     limit = default_limit() if limit is None else limit

@@ -5,7 +5,8 @@ the coordinates (encodings, position-aligned noise) in a finite neighbourhood on
 each scale's lattice by the margins those convolutions eat. So rendering a window of the canvas
 (`Grid.crop`) computes its own halo: when the window's origin is a multiple of the coarsest stride,
 every scale's lattice of the tile lies on the whole canvas's lattice, the tile sees the same
-coordinates and noise, and its pixels equal the one-shot render's bit for bit (tests/test_tiling.py).
+coordinates and noise, and its pixels equal the one-shot render's to float rounding, bit for bit where
+the CPU's kernels sum a tile in the same order as the whole canvas (tests/test_tiling.py, README).
 Pixel-independent generators (CIPS) tile at any origin. `Generator.tiling` says which families
 can, and why the others cannot (zero padding: a pixel depends on where the canvas border is). Tiles are
 also kept large enough (`Generator.tiling`'s minimum) that every convolution runs on the algorithm it runs
