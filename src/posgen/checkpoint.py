@@ -2,8 +2,9 @@
 
 One file holds a whole run (`checkpoint.safetensors` in the run directory: G, G_ema, D,
 optimizer moments, progress); `export_generator` writes the G_ema weights alone. Files are
-written atomically (temporary file + rename) so an interrupted save never leaves a broken
-checkpoint. Nothing is unpickled.
+written atomically (temporary file + fsync + rename, `posgen.files.atomic_write`) so an interrupted
+save never leaves a broken checkpoint; a SHA-256 of the tensors in the metadata is checked on every
+load (`verify`: `posgen info --verify`). Nothing is unpickled.
 """
 from __future__ import annotations
 
@@ -58,11 +59,9 @@ def resolve(path: str | Path) -> Path:
     return p
 
 
-def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str, Any]]:
-    """-> (tensors, run config, training state)."""
-    from posgen.families import run_config_from_dict  # the table imports the trainers, which save checkpoints
-
-    p = resolve(path)
+def _read_verified(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """-> (tensors, metadata) of the checkpoint file `p`, its SHA-256 checked when it has one (files
+    written before checksums have none); a CheckpointError naming `p` when unreadable or corrupt."""
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
@@ -71,8 +70,23 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str
         raise CheckpointError(f"cannot read checkpoint {p}: {one_line(e)}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a posgen checkpoint")
-    if "sha256" in meta and tensor_digest(tensors) != meta["sha256"]:  # files written before checksums have none
+    if "sha256" in meta and tensor_digest(tensors) != meta["sha256"]:
         raise CheckpointError(f"checkpoint {p} is corrupt: its tensors do not match their SHA-256")
+    return tensors, meta
+
+
+def verify(path: str | Path) -> str | None:
+    """The stored SHA-256 of a checkpoint's tensors once recomputed and found equal (`posgen info
+    --verify`); None for a file that predates checksums; a CheckpointError when corrupt or unreadable."""
+    return _read_verified(resolve(path))[1].get("sha256")
+
+
+def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str, Any]]:
+    """-> (tensors, run config, training state)."""
+    from posgen.families import run_config_from_dict  # the table imports the trainers, which save checkpoints
+
+    p = resolve(path)
+    tensors, meta = _read_verified(p)
     try:
         config = run_config_from_dict(json.loads(meta["config"]))
         state = json.loads(meta.get("state", "{}"))

@@ -64,12 +64,13 @@ def resolve_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from posgen import checkpoint
     from posgen.training.distributed import main_process
-    from posgen.training.loop import train
+    from posgen.training.loop import check_resumable, train
 
     if args.resume:
         if args.preset or args.set or args.data:
             raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data "
                              "(--kimg sets a new length)")
+        check_resumable(args.resume)
         _, cfg, state = checkpoint.load(args.resume)
         out = Path(args.resume)
         if main_process():
@@ -292,6 +293,13 @@ def cmd_cips(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from posgen import checkpoint
 
+    if args.verify:
+        digest = checkpoint.verify(args.path)
+        if digest is None:
+            print(f"{checkpoint.resolve(args.path)} predates checksums (no sha256 stored): nothing to verify")
+        else:
+            print(f"ok {digest}")
+        return 0
     tensors, cfg, state = checkpoint.load(args.path)
     n_g = sum(v.numel() for k, v in tensors.items() if k.startswith("G_ema."))
     total = state.get("total_steps")
@@ -616,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="print a checkpoint's config and training progress")
     s.add_argument("path", help="checkpoint file, run directory or shipped model name (see `posgen pretrained`)")
+    s.add_argument("--verify", action="store_true", help="recompute the tensors' SHA-256 and compare it with the "
+                   "stored one: `ok DIGEST` (exit 0), a one-line error when corrupt (exit 2)")
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("demo", help="baseline, MS-PE and padding-free MS-PE side by side on shifted, zoomed and wide "

@@ -156,6 +156,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise MetricError(f"cannot read digits feature weights {p}: {one_line(e)}") from None
     if raw.get("format") != FORMAT:
         raise MetricError(f"{p} is not a digits feature weights file (format {raw.get('format')!r}, want {FORMAT!r})")
+    from posgen.checkpoint import tensor_digest
+
+    if "sha256" in raw and tensor_digest(tensors) != raw["sha256"]:  # files written before checksums have none
+        raise MetricError(f"digits feature weights {p} are corrupt: their tensors do not match their SHA-256")
     try:
         meta = {"arch": json.loads(raw["arch"]), "training": json.loads(raw["training"])}
     except (KeyError, json.JSONDecodeError) as e:
@@ -201,9 +205,12 @@ def save_weights(net: DigitsFeatureNet, path: str | Path, training: dict, half: 
     for k, v in net.state_dict().items():
         v = v.detach().cpu().contiguous()
         tensors[k] = v.half() if half and v.is_floating_point() else v
-    meta = {"format": FORMAT, "arch": json.dumps(net.arch.to_dict()), "training": json.dumps(training)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    from posgen.checkpoint import tensor_digest
+    from posgen.files import atomic_write
+
+    meta = {"format": FORMAT, "arch": json.dumps(net.arch.to_dict()), "training": json.dumps(training),
+            "sha256": tensor_digest(tensors)}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def half_rounded(net: DigitsFeatureNet) -> DigitsFeatureNet:

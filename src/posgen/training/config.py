@@ -99,6 +99,7 @@ class TrainConfig:
     batch_size: int = 32
     kimg: float = 6400.0           # training length in thousands of real images
     snapshot_kimg: float = 50.0    # checkpoint + sample grid interval
+    first_snapshot_seconds: float = 60.0  # a checkpoint this long after (re)starting, if no snapshot came first
     log_kimg: float = 1.0          # stats.jsonl: one line (means since the last) per this many kimg
     sample_seeds: int = 32         # seeds in each sample grid
     threads: int = 0               # torch CPU threads (0: leave torch's default)
@@ -114,6 +115,8 @@ class TrainConfig:
             raise ValueError("train.batch_size and train.kimg must be positive")
         if not self.snapshot_kimg > 0 or not self.log_kimg > 0:
             raise ValueError("train.snapshot_kimg and train.log_kimg must be positive")
+        if not 0 <= self.first_snapshot_seconds < math.inf:
+            raise ValueError(f"train.first_snapshot_seconds must be a finite number >= 0, got {self.first_snapshot_seconds}")
         if self.sample_seeds < 1 or self.threads < 0:
             raise ValueError("train.sample_seeds must be positive and train.threads >= 0")
 

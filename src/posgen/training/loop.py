@@ -3,6 +3,9 @@
 `train(cfg, out)` owns what every run needs: resume, `config.json`, TensorBoard logs and an
 always-written `stats.jsonl`, the progress bar, snapshots (checkpoint + sample sheet), the
 `--minutes` limit, a checkpoint when the data fails, and a clean stop on a non-finite loss.
+Checkpoints come at step 0 of a fresh run, `train.first_snapshot_seconds` after each (re)start
+(unless a snapshot came first), then every `train.snapshot_kimg`: a run killed at any moment
+resumes, and loses at most one snapshot interval or that first delay.
 A family brings only its trainer (`Trainer` below), named in `posgen.families.FAMILIES`.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from posgen import checkpoint
 from posgen.training import distributed
 from posgen.config import RunConfig, apply_overrides
 from posgen.errors import CheckpointError, DataError, TrainingError, UsageError
-from posgen.files import atomic_write
+from posgen.files import atomic_write, remove_stale_temps
 
 STATS_NAME = "stats.jsonl"
 
@@ -62,6 +65,17 @@ def _state(trainer: Trainer, cfg: RunConfig, seed: int, world_size: int) -> dict
     return {"step": trainer.step, "kimg": trainer.step * t.batch_size / 1000, "seconds": trainer.seconds,
             "seed": seed, "total_steps": t.total_steps, "world_size": world_size,
             "batch_per_rank": t.batch_size // world_size}
+
+
+def check_resumable(out: str | Path) -> None:
+    """`--resume` on a run directory without a checkpoint: a run killed before it wrote its first one
+    (during start-up) has nothing to lose, but its seed is not in config.json, so it is not restarted
+    silently: a one-line refusal tells to start it again."""
+    out = Path(out)
+    if out.is_dir() and not (out / checkpoint.CHECKPOINT_NAME).exists():
+        settings = f" (its settings are in {out / 'config.json'})" if (out / "config.json").is_file() else ""
+        raise CheckpointError(f"{out} has no checkpoint yet: it stopped before writing its first one, so there is "
+                              f"nothing to resume; start it again with the same options and --out {out}{settings}")
 
 
 def _stats_lines(path: Path, up_to_step: int) -> list[str]:
@@ -108,6 +122,7 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
     from tqdm import tqdm
 
     if resume:
+        check_resumable(out)
         tensors, cfg, state = checkpoint.load(ckpt_path)
         if not isinstance(state.get("seed"), int) or not isinstance(state.get("step"), int):
             raise CheckpointError(f"{ckpt_path} has no training state (step, seed) to resume from; "
@@ -134,8 +149,7 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
         _follow(trainer, cfg, ranks, max_seconds)
         return
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):  # left by a process killed while writing
-        stale.unlink()
+    remove_stale_temps(out)  # left by a process killed while writing
     atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(cfg.to_json()))
     stats_path = out / STATS_NAME
     kept = _stats_lines(stats_path, trainer.step)
@@ -153,6 +167,7 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
     bar = tqdm(total=total, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
     sums: dict[str, float] = defaultdict(float)
     count, started = 0, time.time()
+    snapshotted = False  # by this process: the first checkpoint comes by train.first_snapshot_seconds
     try:
         with open(stats_path, "a") as log:
             while trainer.step < total:
@@ -187,9 +202,13 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
                 timeout = max_seconds is not None and ranks.any(time.time() - started > max_seconds)
                 if step % t.snapshot_steps == 0 or step == total or timeout:
                     save()
+                    snapshotted = True
                     trainer.sample_grid(out / f"samples-{step:07d}.png")
                     if timeout:
                         break
+                elif not snapshotted and time.time() - started >= t.first_snapshot_seconds:
+                    save()  # the checkpoint alone: no sample grid between the regular ones
+                    snapshotted = True
     finally:
         bar.close()
         writer.close()
