@@ -23,6 +23,11 @@ class DiscriminatorConfig:
     mbstd_group: int = 4
     mbstd_channels: int = 1
     adaptive_pool: bool = False  # Xu et al. 3.5: 2x2 adaptive average pool before the linear layers
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images of one kind, stacked along channels
+
+    def validate(self) -> None:
+        if self.pack < 1:
+            raise ValueError(f"discriminator.pack must be >= 1, got {self.pack}")
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
@@ -60,8 +65,10 @@ def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor
 
 
 class Discriminator(nn.Module):
-    """D(images) -> logits [N]. Takes `resolution`-sized inputs, or any multiple-of-4 size
-    whose downsampled feature is at least 2x2 when `adaptive_pool` is on."""
+    """D(images) -> logits [N / pack]. Takes `resolution`-sized inputs, or any multiple-of-4 size
+    whose downsampled feature is at least 2x2 when `adaptive_pool` is on. With `pack` > 1, images
+    n*pack .. n*pack + pack - 1 are stacked along channels and judged together (PacGAN): a collapsed
+    G gives packs of near-identical images, which D can tell from packs of distinct real ones."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -69,7 +76,7 @@ class Discriminator(nn.Module):
         if r < 8 or r & (r - 1):
             raise ValueError(f"discriminator resolution must be a power of two >= 8, got {r}")
         self.cfg = cfg
-        self.fromrgb = EqualConv2d(cfg.img_channels, cfg.channels(r), 1, activation=True)
+        self.fromrgb = EqualConv2d(cfg.img_channels * cfg.pack, cfg.channels(r), 1, activation=True)
         self.blocks = nn.Sequential(*[DiscriminatorBlock(cfg.channels(res), cfg.channels(res // 2))
                                       for res in [r // 2**k for k in range(int(math.log2(r)) - 2)]])
         c4 = cfg.channels(4)
@@ -85,7 +92,10 @@ class Discriminator(nn.Module):
         if not self.cfg.adaptive_pool and tuple(img.shape[-2:]) != (r, r):
             raise ValueError(f"discriminator takes {r}x{r} images (enable adaptive_pool for other sizes), "
                              f"got {img.shape[-2]}x{img.shape[-1]}")
-        x = self.blocks(self.fromrgb(img))
+        n, c, h, w = img.shape
+        if n % self.cfg.pack:
+            raise ValueError(f"discriminator packs {self.cfg.pack} images: got a batch of {n}")
+        x = self.blocks(self.fromrgb(img.reshape(n // self.cfg.pack, c * self.cfg.pack, h, w)))
         x = self.conv(minibatch_stddev(x, self.cfg.mbstd_group, self.cfg.mbstd_channels))
         if self.cfg.adaptive_pool:
             x = F.adaptive_avg_pool2d(x, 2)  # [N, C, 2, 2]

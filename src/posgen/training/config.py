@@ -172,6 +172,9 @@ class GANTrainConfig(TrainConfig):
         if run.discriminator.resolution != run.model.resolution:
             raise ValueError(f"discriminator.resolution ({run.discriminator.resolution}) must equal "
                              f"model.resolution ({run.model.resolution})")
+        pack = getattr(run.discriminator, "pack", 1)
+        if self.batch_size % pack:
+            raise ValueError(f"train.batch_size ({self.batch_size}) must be a multiple of discriminator.pack ({pack})")
         ms = self.multiscale
         if ms.sizes and not ms.resize_to_discriminator and not run.discriminator.adaptive_pool:
             raise ValueError("multi-scale training without resize_to_discriminator needs discriminator.adaptive_pool=true")

@@ -68,6 +68,8 @@ class GANTrainer:
         if self.ranks.world_size > 1 and self.loss.augment is not None:
             raise ConfigError("adaptive augmentation (train.augment) trains in one process only: its p controller "
                               "and per-image draws are not shared between ranks yet")
+        if self.ranks.world_size > 1 and getattr(cfg.discriminator, "pack", 1) > 1:
+            raise ConfigError("discriminator.pack trains in one process only: each rank would pack its own share")
         self.interleave = mbstd_group(t.batch_size, cfg.discriminator.mbstd_group)
         self.batches = StepBatches(self.dataset, self._indices, cfg.data.workers, pin_memory=device.startswith("cuda"))
         self.precision = Precision(t.precision, device)
