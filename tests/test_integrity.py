@@ -223,3 +223,12 @@ def test_shipped_digits_feature_weights_with_a_flipped_bit_are_refused(tmp_path)
     with pytest.raises(MetricError, match=f"digits feature weights {bad} are corrupt"):
         load_digits_extractor(weights=bad)
     assert load_digits_extractor().training_facts["heldout_accuracy"] > 0.9  # the intact file loads
+
+
+def test_atomic_writes_get_a_plain_files_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "x.json", lambda tmp: Path(tmp).write_text("{}"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

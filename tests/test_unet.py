@@ -90,7 +90,9 @@ def test_render_defaults_and_steps_come_from_the_config():
     G = _randomise(DDPM(tiny(sampler="ddim"))).eval()
     assert G.sampler_settings(RenderOptions()) == ("ddim", 4)
     assert G.sampler_settings(RenderOptions(sampler="ddpm")) == ("ddpm", 20)
-    assert G.sampler_settings(RenderOptions(steps=500)) == ("ddim", 20)  # at most T
+    assert G.sampler_settings(RenderOptions(steps=20)) == ("ddim", 20)  # at most T ...
+    with pytest.raises(CapabilityError, match="--steps must be between 1 and the model's 20 timesteps, got 500"):
+        G.sampler_settings(RenderOptions(steps=500))  # ... beyond is refused, not silently clamped
     with pytest.raises(CapabilityError, match="sampler must be one of ddpm, ddim"):
         G.sampler_settings(RenderOptions(sampler="euler"))
     calls = []

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from posgen.config import RunConfig
 from posgen.errors import CheckpointError, ConfigError, one_line
-from posgen.files import atomic_write
+from posgen.files import read_tensors, write_tensors
 from posgen.models.base import Generator
 
 FORMAT = "posgen-checkpoint/1"
@@ -41,7 +39,7 @@ def save(path: Path, tensors: dict[str, torch.Tensor], config: RunConfig, state:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = {"format": FORMAT, "config": json.dumps(config.to_dict()), "state": json.dumps(state),
             "sha256": tensor_digest(tensors)}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    write_tensors(Path(path), tensors, meta)
 
 
 def resolve(path: str | Path) -> Path:
@@ -63,9 +61,7 @@ def _read_verified(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """-> (tensors, metadata) of the checkpoint file `p`, its SHA-256 checked when it has one (files
     written before checksums have none); a CheckpointError naming `p` when unreadable or corrupt."""
     try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(p))
+        tensors, meta = read_tensors(p)
     except Exception as e:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read checkpoint {p}: {one_line(e)}") from None
     if meta.get("format") != FORMAT:
@@ -89,9 +85,14 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], RunConfig, dict[str
     tensors, meta = _read_verified(p)
     try:
         config = run_config_from_dict(json.loads(meta["config"]))
-        state = json.loads(meta.get("state", "{}"))
     except (ConfigError, json.JSONDecodeError, KeyError) as e:
         raise CheckpointError(f"bad config in checkpoint {p}: {e}") from None
+    try:
+        state = json.loads(meta.get("state", "{}"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"bad training state in checkpoint {p}: {e}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"bad training state in checkpoint {p}: must be a JSON object")
     return tensors, config, state
 
 
@@ -113,6 +114,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     weights = generator_weights(tensors)
     if not weights:
         raise CheckpointError(f"checkpoint {resolve(path)} holds no generator weights")
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {resolve(path)} has weights that are not finite ({bad})")
     G = build_generator(config)
     try:
         missing, unexpected = G.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)

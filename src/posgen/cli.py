@@ -15,7 +15,7 @@ from posgen.errors import (CapabilityError, CheckpointError, ConfigError, DataEr
 from posgen.memory import parse_bytes
 from posgen.options import (add_canvas_options, add_render_options, canvas_from_args, check_device, finite,
                             grid_for, index_list, join_signed_values, numbers, output_folder, parse_region,
-                            parse_seeds, parse_shift, parse_size, positive, refusing, render_options,
+                            parse_seeds, parse_shift, parse_size, positive, refusing, render_options, seed_number,
                             results_file)
 
 EXIT_USAGE = 2
@@ -514,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/PRESET)")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_number, default=0)
     s.add_argument("--minutes", type=positive("minutes"), help="stop (with a checkpoint) after this much time")
     s.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     s.set_defaults(fn=cmd_train)
@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=positive("step"), default=0.5, help="shift step in pixels (default 0.5)")
     add_render_options(s)
     s.add_argument("--batch-size", type=positive("batch-size", int), default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_number, default=0)
     s.add_argument("--real-vs-real", action="store_true", help="compare two disjoint halves of the real data (the floor)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data statistics")
     s.add_argument("--out", help="append the JSON line to this file (and write plots beside it)")
@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=parse_size, help="canvas HxW (default the training canvas; larger: an expand grid)")
     s.add_argument("--shift", type=parse_shift, metavar="DY,DX",
                    help="decode on the grid shifted by DY,DX (models with the shift capability: MS-PE)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_number, default=0)
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.set_defaults(fn=cmd_reconstruct)
 
@@ -669,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-noise", action="store_true", help="do not optimise the noise inputs")
     s.add_argument("--optimize-grid", action="store_true", help="also optimise the grid's translation (and scale, "
                    "where the family renders denser grids)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_number, default=0)
     s.add_argument("--experiment", action="store_true", help="run Choi Fig. 5's inversion experiment, the SeFa "
                    "equivariance measurement and the pan video on --models (docs/apps.md)")
     s.add_argument("--models", default="digits-baseline,digits-mspe,digits-mspe-nopad,digits-cips",
@@ -744,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sticking", help="texture sticking (StyleGAN3 Fig. 1): first frame, screen average and pixel "
                                         "trace of a slow pan, and the sticking ratio, per --checkpoint")
     s.add_argument("--checkpoint", action="append", required=True, help="checkpoint; repeat to compare models (rows)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_number, default=0)
     s.add_argument("--frames", type=positive("frames", int), default=32)
     s.add_argument("--pan", type=finite("pan"), default=8.0, help="total horizontal motion in training pixels "
                    "(default 8)")

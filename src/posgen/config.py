@@ -118,6 +118,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
 def parse_run_config(data: dict[str, Any], sections: dict[str, type | None]) -> RunConfig:
     """`RunConfig.to_dict` inverted, given the dataclass of each section ("model", "train",
     "discriminator" (None: the family has none), "data" is always `DataConfig`)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: must be a JSON object, got {type(data).__name__}")
+    if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(data)):
+        raise ConfigError("config: values must be finite numbers (found NaN or infinity)")
     data = dict(data)
     unknown = set(data) - {"family", "name", "description", "model", "discriminator", "train", "data"}
     if unknown:

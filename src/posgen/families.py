@@ -65,12 +65,16 @@ def family(name: str) -> Family:
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     """`RunConfig.to_dict` inverted through the family table. Configs written before there were
     families carry no `family` key: they are StyleGAN2 ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: must be a JSON object, got {type(data).__name__}")
     data = {"family": "stylegan2", **data}
     if not isinstance(data["family"], str) or data["family"] not in FAMILIES:
         raise ConfigError(f"config.family: must be one of {', '.join(map(repr, FAMILIES))}; got {data['family']!r}")
     f = FAMILIES[data["family"]]
-    return parse_run_config(data, {"model": f.model_config, "train": f.train_config,
-                                   "discriminator": f.discriminator_config})
+    run = parse_run_config(data, {"model": f.model_config, "train": f.train_config,
+                                  "discriminator": f.discriminator_config})
+    run.validate()
+    return run
 
 
 def build_generator(run: RunConfig) -> Generator:

@@ -22,6 +22,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     remove_stale_temps(path.parent, f".{path.name}.*.tmp")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would carry through the rename: a plain file's mode
     try:
         write(tmp)
         _fsync_file(tmp)
@@ -31,6 +32,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temps(folder: str | os.PathLike, pattern: str = ".*.tmp") -> list[Path]:
@@ -87,3 +94,34 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, read from its bytes: any path the OS can open
+    works (safetensors' own readers need UTF-8 paths). Raises ValueError with the reason when the
+    file is not a well-formed safetensors file; nothing is ever unpickled."""
+    import json
+    import struct
+
+    from safetensors.torch import load
+
+    data = Path(path).read_bytes()
+    if len(data) < 8:
+        raise ValueError("file too short for a safetensors header")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise ValueError(f"header of {size} bytes in a file of {len(data)}")
+    try:
+        header = json.loads(data[8:8 + size])
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"header is not JSON ({e})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    tensors = load(data)
+    return tensors, dict(metadata or {})
+
+
+def write_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    """Write a safetensors file atomically (`atomic_write`), at any path the OS can open."""
+    from safetensors.torch import save
+
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(save(tensors, metadata=metadata)))

@@ -16,16 +16,28 @@ MAX_SIDE = 2**20  # longest canvas side anywhere (PNG allows 2^31 - 1; beyond th
 
 
 # ---- argument parsing helpers -------------------------------------------------------------
+MAX_ZOOM = 4096.0        # --zoom: a 32-pixel model at 4096x is a 131072-pixel side (the memory budget refuses)
+MIN_ZOOM = 1 / 1024
+MAX_SHIFT = 1e6          # --shift: training pixels
+MAX_TRUNCATION = 10.0    # --truncation: psi far outside [0, 1] only extrapolates w into noise
+MAX_SEED = 2**32 - 1   # seeds name latents across numpy, torch and other tools: 32 bits
+MAX_SEEDS = 100_000    # seeds in one request (FID-sized sample counts go through --num-samples)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-7,10,12-13' -> [0..7, 10, 12, 13]."""
-    seeds: list[int] = []
+    """'0-7,10,12-13' -> [0..7, 10, 12, 13]; seeds in [0, MAX_SEED], at most MAX_SEEDS of them."""
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
             raise UsageError(f"malformed --seeds {text!r}: use e.g. 0-7,10")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        seeds.extend(range(lo, hi + 1))
-    return seeds
+        if hi > MAX_SEED:
+            raise UsageError(f"--seeds {text}: seeds go up to {MAX_SEED}")
+        ranges.append((lo, hi))
+    if sum(hi - lo + 1 for lo, hi in ranges) > MAX_SEEDS:
+        raise UsageError(f"--seeds {text}: more than {MAX_SEEDS} seeds in one request")
+    return [seed for lo, hi in ranges for seed in range(lo, hi + 1)]
 
 
 def parse_shift(text: str) -> tuple[float, float]:
@@ -36,6 +48,8 @@ def parse_shift(text: str) -> tuple[float, float]:
         raise UsageError(f"malformed --shift {text!r}: use DY,DX, e.g. 0,4.5") from None
     if not all(map(math.isfinite, (dy, dx))):
         raise UsageError(f"malformed --shift {text!r}: values must be finite")
+    if max(abs(dy), abs(dx)) > MAX_SHIFT:
+        raise UsageError(f"--shift {text}: values must be within [-{MAX_SHIFT:g}, {MAX_SHIFT:g}] pixels")
     return dy, dx
 
 
@@ -52,8 +66,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def finite(name: str):
-    """argparse type: a finite number for option --name."""
+def finite(name: str, limit: float = math.inf):
+    """argparse type: a finite number for option --name, at most `limit` in magnitude."""
     def parse(text: str) -> float:
         try:
             v = float(text)
@@ -61,12 +75,15 @@ def finite(name: str):
             raise UsageError(f"--{name} must be a number, got {text!r}") from None
         if not math.isfinite(v):
             raise UsageError(f"--{name} must be a finite number, got {text}")
+        if abs(v) > limit:
+            raise UsageError(f"--{name} must be within [-{limit:g}, {limit:g}], got {text}")
         return v
     return parse
 
 
-def positive(name: str, kind: type = float):
-    """argparse type: a finite positive number of `kind` (float or int) for option --name."""
+def positive(name: str, kind: type = float, low: float = 0.0, high: float = math.inf):
+    """argparse type: a finite positive number of `kind` (float or int) for option --name, in [low, high]
+    when those are given."""
     def parse(text: str):
         try:
             v = kind(text)
@@ -75,8 +92,21 @@ def positive(name: str, kind: type = float):
             raise UsageError(f"--{name} must be {what}, got {text!r}") from None
         if not math.isfinite(v) or v <= 0:
             raise UsageError(f"--{name} must be positive, got {text}")
+        if not low <= v <= high:
+            raise UsageError(f"--{name} must be between {low:g} and {high:g}, got {text}")
         return v
     return parse
+
+
+def seed_number(text: str) -> int:
+    """argparse type of --seed: a whole number in [0, MAX_SEED]."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise UsageError(f"--seed must be a whole number, got {text!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {text}")
+    return v
 
 
 def check_device(device: str) -> None:
@@ -189,7 +219,7 @@ def numbers(name: str, count: int | None = None):
 
 def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None:
     """--size / --zoom / --shift / --roll / --rotate: one meaning in every command (posgen.grid.Canvas)."""
-    s.add_argument("--zoom", type=positive("zoom"),
+    s.add_argument("--zoom", type=positive("zoom", low=MIN_ZOOM, high=MAX_ZOOM),
                    help=f"{what} the training extent this many times more densely (real data for metrics is "
                         "prepared at the zoomed size)")
     s.add_argument("--size", type=parse_size, help="output HxW (default: the training size times --zoom); a size "
@@ -204,7 +234,7 @@ def add_canvas_options(s: argparse.ArgumentParser, what: str = "render") -> None
 def add_render_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--noise", choices=["random", "const", "off"],
                    help="noise inputs (default const: a fixed field aligned with the grid)")
-    s.add_argument("--truncation", type=finite("truncation"), metavar="PSI",
+    s.add_argument("--truncation", type=finite("truncation", MAX_TRUNCATION), metavar="PSI",
                    help="truncation psi towards the mean w (default 1: none)")
     s.add_argument("--steps", type=positive("steps", int), metavar="N",
                    help="sampling steps of an iterative sampler (ddpm; default from the model's config)")
@@ -212,15 +242,17 @@ def add_render_options(s: argparse.ArgumentParser) -> None:
                    help="ddpm: ancestral (respaced when --steps < T); ddim: deterministic (ddpm models only)")
 
 
-# options taking a value that may start with "-" (argparse would read "-3,2" as an option)
-SIGNED_VALUE_OPTIONS = ("--shift", "--rotate", "--truncation", "--seed", "--target-shift", "--strengths", "--pan",
-                         "--zoom-range", "--degrees", "--feature-weight")
+# a value that starts with "-" but is a number (argparse would read "-3,2" or "-inf" as an option)
+_NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
 def join_signed_values(argv: list[str]) -> list[str]:
+    """Join `--option -3,2` into `--option=-3,2` for every long option followed by a negative number, so that
+    argparse hands the value to the option's own check (which accepts or refuses it in one line)."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] in SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+        if (argv[i].startswith("--") and "=" not in argv[i] and i + 1 < len(argv)
+                and _NEGATIVE_NUMBER.match(argv[i + 1])):
             out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:

@@ -335,6 +335,9 @@ class CIPSFigures(FigureRun):
         s = self.settings
         for name in (s.model, s.ne_model, s.conv_model, s.panorama):
             self.model(name)  # every model loads before the first long measurement starts
+        for option, name in (("--model", s.model), ("--ne-model", s.ne_model), ("--panorama", s.panorama)):
+            if self.model(name)[0].family != "cips":
+                raise ValueError(f"{option} {name} is a {self.model(name)[0].family} model: it needs a cips one")
         if not getattr(self.model(s.panorama)[0].cfg, "circumference", 0):
             raise ValueError(f"{s.panorama} is not a cylindrical CIPS model (model.circumference is 0)")
         with torch.no_grad():

@@ -129,6 +129,11 @@ def zoom_about_centre(grid: Grid, factor: float) -> Grid:
     return Grid(grid.height, grid.width, grid.affine @ m, grid.period)
 
 
+MAX_FRAMES = 10_000   # a 14-minute GIF at 12 fps: anything longer is a typo
+MAX_UPSCALE = 64      # frame pixels per rendered pixel
+MAX_FPS = 100.0       # GIF frame delays are whole hundredths of a second
+
+
 @dataclass
 class VideoConfig:
     kind: VideoKind = "interp"
@@ -146,16 +151,16 @@ class VideoConfig:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise UsageError(f"unknown video kind {self.kind!r}; choose from {', '.join(KINDS)}")
-        if self.frames < 1:
-            raise UsageError(f"--frames must be positive, got {self.frames}")
-        if not self.fps > 0:
-            raise UsageError(f"--fps must be positive, got {self.fps}")
+        if not 1 <= self.frames <= MAX_FRAMES:
+            raise UsageError(f"--frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
+        if not 0 < self.fps <= MAX_FPS:
+            raise UsageError(f"--fps must be in (0, {MAX_FPS:g}] (GIF delays are hundredths of a second), got {self.fps}")
         if self.space not in ("auto", "z", "w") or self.interpolation not in ("slerp", "lerp"):
             raise UsageError("--space is auto, z or w, --interpolation slerp or lerp")
         if min(self.zoom_range) <= 0 or not all(map(math.isfinite, self.zoom_range)):
             raise UsageError(f"--zoom-range must be two positive numbers, got {self.zoom_range}")
-        if self.upscale < 1:
-            raise UsageError(f"--upscale must be a positive whole number, got {self.upscale}")
+        if not 1 <= self.upscale <= MAX_UPSCALE:
+            raise UsageError(f"--upscale must be a whole number from 1 to {MAX_UPSCALE}, got {self.upscale}")
 
 
 def frame_grids(cfg: VideoConfig, base: Grid, resolution: int) -> Iterator[Grid]:

@@ -82,8 +82,8 @@ class UNetConfig:
             raise ValueError("model.dropout must be in [0, 1) and model.norm_groups positive")
         if self.timesteps < 2 or not 0 < self.beta_start <= self.beta_end < 1:
             raise ValueError("model.timesteps must be >= 2 and 0 < beta_start <= beta_end < 1")
-        if self.ddpm_steps < 1 or self.ddim_steps < 1 or self.eta < 0:
-            raise ValueError("model.ddpm_steps and model.ddim_steps must be positive and model.eta >= 0")
+        if not (1 <= self.ddpm_steps <= self.timesteps and 1 <= self.ddim_steps <= self.timesteps) or self.eta < 0:
+            raise ValueError("model.ddpm_steps and model.ddim_steps must be in [1, model.timesteps] and model.eta >= 0")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -284,9 +284,10 @@ class DDPM(Generator):
         if sampler not in SAMPLERS:
             raise CapabilityError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
         steps = options.steps or (self.cfg.ddim_steps if sampler == "ddim" else self.cfg.ddpm_steps)
-        if steps < 1:
-            raise CapabilityError(f"steps must be positive, got {steps}")
-        return sampler, min(steps, self.cfg.timesteps)
+        if not 1 <= steps <= self.cfg.timesteps:
+            raise CapabilityError(f"--steps must be between 1 and the model's {self.cfg.timesteps} timesteps, "
+                                  f"got {steps}")
+        return sampler, steps
 
     def eps_fn(self, grid: Grid, device: torch.device, dtype: torch.dtype = torch.float32):
         """eps_theta(x, t) on `grid`, its encodings computed once."""
