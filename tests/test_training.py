@@ -92,7 +92,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(trained_run):
     assert {"checkpoint.safetensors", "config.json", "logs"} <= files
     assert any(f.startswith("samples-") and f.endswith(".png") for f in files)
     assert not [f for f in files if f.endswith(".tmp")]
-    with pytest.raises(TrainingError, match="already holds a run"):
+    with pytest.raises(UsageError, match="already holds a run"):
         train(tiny_run(), trained_run, progress=False)
 
 

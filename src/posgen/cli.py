@@ -14,11 +14,12 @@ from posgen.errors import (CapabilityError, CheckpointError, ConfigError, DataEr
                            UsageError)
 from posgen.memory import parse_bytes
 from posgen.options import (add_canvas_options, add_render_options, canvas_from_args, check_device, finite,
-                            grid_for, index_list, join_signed_values, numbers, output_folder, parse_region,
+                            grid_for, index_list, join_signed_values, numbers, output_file, output_folder, parse_region,
                             parse_seeds, parse_shift, parse_size, positive, refusing, render_options, seed_number,
                             results_file)
 
 EXIT_USAGE = 2
+EXPERIMENT_PARTS = ("inversion", "sefa", "video")  # posgen project --experiment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,10 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues a run with its stored config; drop --preset/--set/--data "
                              "(--kimg sets a new length)")
         check_resumable(args.resume)
-        _, cfg, state = checkpoint.load(args.resume)
+        _, cfg, _ = checkpoint.load(args.resume)
         out = Path(args.resume)
-        if main_process():
-            print(f"resuming {out} at step {state.get('step', 0)} ({state.get('kimg', 0):.1f} kimg)", file=sys.stderr)
     else:
         if not args.preset:
             raise UsageError("train needs --preset NAME (see `posgen presets`) or --resume RUN_DIR")
@@ -85,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/{cfg.name}")
         if (out / checkpoint.CHECKPOINT_NAME).exists():
             raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
+        output_folder(str(out), create=True)  # training writes it at once
     check_device(args.device)
     train(cfg, out, seed=args.seed, device=args.device, resume=bool(args.resume),
           max_seconds=args.minutes * 60 if args.minutes else None, kimg=args.kimg if args.resume else None)
@@ -104,9 +104,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     seeds = args.seeds or ([0] if single else parse_seeds("0-7"))
     if single and len(seeds) != 1:
         raise UsageError(f"--out {args.out} is one image: give one seed (--seeds N) or a folder")
-    out = Path(args.out) if single else output_folder(args.out)
-    if single and out.is_dir():
-        raise UsageError(f"--out {args.out} is a folder; give a file name or drop the .png")
+    out = output_file(args.out, ".png") if single else output_folder(args.out)
     canvas = canvas_from_args(args)
     G, cfg, _ = load(args.checkpoint, args.device)
     grid = grid_for(G, canvas, args.checkpoint, max_pixels=None)  # bounded by the memory budget instead
@@ -125,7 +123,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     images = render_seeds(G, seeds, grid, progress=True, max_memory=args.max_memory, **options)
     if single:
-        out.parent.mkdir(parents=True, exist_ok=True)
         save_image(images[0], out)
         print(f"wrote one image of {grid.height}x{grid.width} to {out}")
         return 0
@@ -189,7 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.no_cache:
         opts.cache_dir = None
     if plot_prefix is not None:
-        plot_prefix.parent.mkdir(parents=True, exist_ok=True)
+        plot_prefix.parent.mkdir(parents=True, exist_ok=True)  # checked writable by results_file
     if args.real_vs_real:
         results = real_vs_real(names, opts, data, (res, res))
     else:
@@ -227,6 +224,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         times = tuple(int(t) for t in args.times.split(","))
     except ValueError:
         raise UsageError(f"malformed --times {args.times!r}: use e.g. 100,300,500") from None
+    for G in models.values():
+        T = G.diffusion.num_timesteps
+        if not all(1 <= t <= T for t in times):
+            raise UsageError(f"--times {args.times}: each t must be in 1..{T}")
     settings = ReconstructionSettings(times=times, num_images=args.num_images, stride=args.stride,
                                       region=args.region or ReconstructionSettings().region, canvas=args.size,
                                       shift=args.shift, seed=args.seed)
@@ -242,7 +243,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from posgen.apps.report import ReportSettings, write_report
 
     settings = ReportSettings(fid_samples=args.fid_samples, eq_samples=args.eq_samples)
-    path = write_report(args.checkpoint, args.out, settings)
+    path = write_report(args.checkpoint, output_folder(args.out), settings)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 
@@ -267,7 +268,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     unknown = [f for f in findings if f not in FINDINGS]
     if unknown:
         raise UsageError(f"unknown finding {unknown[0]!r}; choose from {', '.join(FINDINGS)}")
-    Study(args.out, settings).run(findings)
+    Study(output_folder(args.out), settings).run(findings)
     print(f"wrote {', '.join(findings)} to {args.out} (figures and study.json)")
     return 0
 
@@ -283,7 +284,7 @@ def cmd_cips(args: argparse.Namespace) -> int:
                             panorama=args.panorama, fid_samples=args.fid_samples,
                             superres_samples=args.superres_samples, metric_samples=args.metric_samples)
     try:
-        CIPSFigures(args.out, settings).run(parts)
+        CIPSFigures(output_folder(args.out), settings).run(parts)
     except ValueError as e:
         raise UsageError(str(e)) from e
     print(f"wrote {', '.join(parts)} to {args.out} (figures and cips.json)")
@@ -316,7 +317,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from posgen.demo import run_demo
 
-    path, scores = run_demo(Path(args.out), minutes=args.minutes, retrain=args.train)
+    path, scores = run_demo(output_folder(args.out), minutes=args.minutes, retrain=args.train)
     print("shift consistency (1 = the digit moves intact with the grid): "
           + ", ".join(f"{name} {score:.2f}" for name, score in scores.items()))
     print(f"wrote {path}")
@@ -340,9 +341,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     if args.experiment:
         from posgen.apps.inversion import ExperimentSettings, run_all
 
+        parts = tuple(p.strip() for p in args.parts.split(","))
+        unknown = [p for p in parts if p not in EXPERIMENT_PARTS]
+        if unknown or not parts:
+            raise UsageError(f"unknown --parts {unknown[0] if unknown else args.parts!r}; choose from "
+                             f"{', '.join(EXPERIMENT_PARTS)}")
         settings = ExperimentSettings(models=tuple(args.models.split(",")), count=args.count, steps=args.steps,
                                       grid_count=args.grid_count)
-        run_all(args.out, settings, parts=tuple(args.parts.split(",")))
+        run_all(output_folder(args.out), settings, parts=parts)
         print(f"wrote {args.parts} to {args.out} (figures, inversion.json, sefa.json, apps-numbers.md)")
         return 0
     if not args.checkpoint or (args.image is None) == (args.digit is None):
@@ -435,14 +441,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from posgen.viz import save_image_grid
 
     check_device(args.device)
-    out = Path(args.out)
-    if out.suffix.lower() != ".png" or out.is_dir():
-        raise UsageError(f"--out {args.out}: mix writes one .png file")
+    out = output_file(args.out, ".png")
     G, cfg, _ = load_model(args.checkpoint, args.device)
     grid = grid_for(G, canvas_from_args(args), args.checkpoint)
     options = RenderOptions(**render_options(args))
     images = refusing(lambda: style_mix(G, args.rows, args.cols, args.layers, grid, options, args.checkpoint))
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_image_grid(images, out, cols=len(args.cols) + 1)
     print(f"wrote a {len(args.rows)}x{len(args.cols)} style-mixing grid (ws {args.layers} from the columns) to {out}")
     return 0
@@ -457,6 +460,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                       zoom_range=tuple(args.zoom_range), degrees=args.degrees, upscale=args.upscale,
                       colors=args.colors)
     cfg.validate()
+    output_file(args.out, ".gif")
     models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
     info = refusing(lambda: render_video(models, args.seeds, cfg, args.out, canvas_from_args(args),
                                           render_options(args), progress=True))
@@ -470,6 +474,7 @@ def cmd_sticking(args: argparse.Namespace) -> int:
     check_device(args.device)
     cfg = StickingConfig(frames=args.frames, pan=args.pan, upscale=args.upscale)
     cfg.validate()
+    output_file(args.out, ".png")
     models = [(c, load_model(c, args.device)[0]) for c in args.checkpoint]
     rows = refusing(lambda: sticking_figure(models, args.seed, cfg, args.out, canvas_from_args(args),
                                             render_options(args)))
@@ -510,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="preset name (see `posgen presets`)")
     s.add_argument("--data", help="data source: digits, an image folder, a .zip archive or one image")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. model.channel_max=64")
-    s.add_argument("--kimg", type=positive("kimg"), help="training length in thousands of images")
+    s.add_argument("--kimg", type=positive("kimg", high=1e9), help="training length in thousands of images")
     s.add_argument("--out", help="run directory (default runs/PRESET)")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -675,8 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", default="digits-baseline,digits-mspe,digits-mspe-nopad,digits-cips",
                    help="with --experiment: comma-separated checkpoints")
     s.add_argument("--count", type=positive("count", int), default=10, help="with --experiment: digits per transform")
-    s.add_argument("--grid-count", type=int, default=3, help="with --experiment: digits per transform for w + grid")
-    s.add_argument("--parts", default="inversion,sefa,video", help="with --experiment: any of inversion,sefa,video")
+    s.add_argument("--grid-count", type=positive("grid-count", int), default=3,
+                   help="with --experiment: digits per transform for w + grid")
+    s.add_argument("--parts", default=",".join(EXPERIMENT_PARTS),
+                   help=f"with --experiment: any of {','.join(EXPERIMENT_PARTS)}")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(fn=cmd_project)
@@ -758,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # paths that are not UTF-8 are printed with \x escapes, never crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(join_signed_values(list(sys.argv[1:] if argv is None else argv)))
         return args.fn(args)

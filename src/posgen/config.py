@@ -22,6 +22,9 @@ from posgen.errors import ConfigError
 __all__ = ["ConfigError", "RunConfig", "apply_overrides", "from_dict", "parse_run_config"]
 
 
+MAX_RESOLUTION = 8192   # training resolution (every family): beyond it no machine holds a batch
+
+
 @dataclass
 class RunConfig:
     family: str
@@ -34,6 +37,9 @@ class RunConfig:
 
     def validate(self) -> None:
         try:
+            resolution = getattr(self.model, "resolution", None)
+            if isinstance(resolution, int) and not 1 <= resolution <= MAX_RESOLUTION:
+                raise ValueError(f"model.resolution must be in [1, {MAX_RESOLUTION}], got {resolution}")
             self.model.validate()
             if self.discriminator is not None and hasattr(self.discriminator, "validate"):
                 self.discriminator.validate()

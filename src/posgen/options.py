@@ -5,7 +5,9 @@ Importing this costs no torch (what needs it is imported inside the functions)."
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -167,22 +169,76 @@ def refusing(fn):
                          .replace("steps needs", "--steps/--sampler needs")) from None
 
 
-def output_folder(path: str) -> Path:
-    """--out for commands that write a folder of images: refused in one line if it names a file."""
+def _writable_folder(folder: Path, option: str, path: str, create: bool = False) -> None:
+    """Refuse in one line, before any work, a folder that cannot be made or written: a part of its path is
+    a file, or its nearest existing ancestor is not writable. With `create`, make it now (a run directory,
+    which training writes at once)."""
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise UsageError(f"cannot write {option} {path}: {folder} is a file") from None
+        except OSError as e:
+            raise UsageError(f"cannot write {option} {path}: {e.strerror or e}") from None
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write {option} {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {option} {path}: {existing} is not writable")
+
+
+def output_folder(path: str, option: str = "--out", create: bool = False) -> Path:
+    """--out for commands that write a folder of files: refused in one line, before any work, if it names a
+    file or cannot be written; nothing is created on disk unless `create` (the command makes it when it
+    writes)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {path} is a file; give a folder")
+        raise UsageError(f"{option} {path} is a file; give a folder")
+    _writable_folder(out, option, path, create)
+    return out
+
+
+# the file kinds posgen writes as single outputs, by suffix, with the first bytes of each
+FILE_SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".gif": b"GIF8"}
+
+
+def output_file(path: str, suffix: str, option: str = "--out") -> Path:
+    """--out naming one file of kind `suffix` (".png", ".gif"): its folder created now; refused in one line
+    when it is a folder, has another suffix, or names an existing file that is not of that kind (posgen
+    overwrites only its own kind of output, never a checkpoint or anyone's notes)."""
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise UsageError(f"{option} {path}: the output is written as {suffix}; give a {suffix} file name")
+    if out.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a {suffix} file name")
+    if out.exists():
+        with open(out, "rb") as f:
+            if f.read(len(FILE_SIGNATURES[suffix])) != FILE_SIGNATURES[suffix]:
+                raise UsageError(f"{option} {path} is a file that is not a {suffix[1:].upper()}: posgen does not "
+                                 f"overwrite it")
+    _writable_folder(out.parent, option, path)
     return out
 
 
 def results_file(path: str) -> Path:
     """--out for evaluate: a JSON-lines file that results are appended to, never anything else
-    (a checkpoint, an image, a folder)."""
+    (a checkpoint, an image, a folder, someone else's file)."""
     out = Path(path)
     if out.suffix not in (".jsonl", ".json"):
         raise UsageError(f"--out {path}: evaluate appends JSON lines to a .jsonl (or .json) file")
     if out.is_dir():
         raise UsageError(f"--out {path} is a folder; give a .jsonl file")
+    if out.exists():
+        try:
+            for line in out.read_text().splitlines():
+                if line.strip() and not isinstance(json.loads(line), dict):
+                    raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            raise UsageError(f"--out {path} exists and is not a JSON lines file of results: posgen appends only "
+                             "to its own") from None
+    _writable_folder(out.parent, "--out", path)
     return out
 
 

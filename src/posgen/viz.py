@@ -17,7 +17,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> None:
-    """One image [C, H, W] in [-1, 1]."""
+    """One image [C, H, W] in [-1, 1], its folder made if missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(image[None])[0]).save(path)
 
 
@@ -45,6 +46,7 @@ def pyplot():
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, cols: int = 8) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image_grid(images, cols)).save(path)
 
 

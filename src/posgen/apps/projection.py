@@ -481,15 +481,13 @@ def load_latent(path: str | Path) -> tuple[torch.Tensor, dict]:
 
 def read_image(path: str | Path, size: tuple[int, int], channels: int = 3) -> torch.Tensor:
     """An image file as [1, C, H, W] in [-1, 1]; DataError if unreadable or not `size` (H, W)."""
-    from PIL import Image, UnidentifiedImageError
+    from posgen.data.images import load_image
 
     p = Path(path)
-    try:
-        with Image.open(p) as im:
-            im = im.convert("RGB" if channels == 3 else "L")
-            arr = np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"cannot read image {p}: {' '.join(str(e).split()) or type(e).__name__}") from None
+    if not p.is_file():
+        raise DataError(f"cannot read image {p}: no such file")
+    im = load_image(p, str(p))  # RGB, any mode, size checked before decoding
+    arr = np.asarray(im if channels == 3 else im.convert("L"))
     if arr.shape[:2] != tuple(size):
         raise DataError(f"image {p} is {arr.shape[0]}x{arr.shape[1]}; the canvas is {size[0]}x{size[1]} "
                         f"(resize it, or choose the canvas with --zoom/--size)")

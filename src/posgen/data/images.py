@@ -14,6 +14,11 @@ from torch.utils.data import Dataset
 
 from posgen.errors import DataError, one_line
 
+# the most pixels an input image may have (8192 x 8192): checked from the header, before decoding, far
+# below PIL's own bomb limit (89M pixels), which still lets a 9000 x 9000 image be decoded whole
+MAX_IMAGE_PIXELS = 2**26
+
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
@@ -108,6 +113,9 @@ def load_image(fp_or_path: Union[str, os.PathLike, IO[bytes]], name: str, backgr
     """
     try:
         with Image.open(fp_or_path) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"image {name} has {img.width}x{img.height} pixels, more than posgen reads "
+                                f"({MAX_IMAGE_PIXELS:,} pixels)")
             img.load()
             if img.getexif().get(0x0112, 1) != 1:  # EXIF Orientation
                 img = ImageOps.exif_transpose(img)
@@ -217,6 +225,9 @@ class ImageFolderDataset(Dataset):
                     files = [i.filename for i in zf.infolist() if not i.is_dir() and _is_image_name(i.filename)]
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
                 raise DataError(f"not a valid zip archive: {src} ({one_line(e, with_type=True)})") from e
+            unsafe = next((f for f in files if f.startswith(("/", "\\")) or ".." in f.replace("\\", "/").split("/")), None)
+            if unsafe is not None:  # never extracted, but a traversal name says the archive was made to attack
+                raise DataError(f"zip archive {src} has an unsafe member name {unsafe!r} (absolute or with '..')")
         else:
             raise DataError(f"image source is neither a directory nor a .zip archive: {src}")
         self.files: list[str] = sorted(files)

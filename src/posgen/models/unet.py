@@ -278,6 +278,10 @@ class DDPM(Generator):
             raise CapabilityError("a PointGrid needs a pixel-independent generator (cips); this is a ddpm model")
         return seed_normal(seeds, (self.cfg.img_channels, grid.height, grid.width))
 
+    def check(self, options: RenderOptions, grid=None, model: str | None = None) -> None:
+        super().check(options, grid, model)
+        self.sampler_settings(options)  # --sampler and --steps refused before the first step
+
     def sampler_settings(self, options: RenderOptions) -> tuple[str, int]:
         """(sampler, steps) of a render: the options', else the config's defaults."""
         sampler = options.sampler or self.cfg.sampler

@@ -9,6 +9,10 @@ from typing import Literal
 from posgen.errors import ConfigError
 
 
+MAX_BATCH = 65536       # images per step, all processes together
+MAX_KIMG = 1e9          # a trillion images: anything longer is a typo
+
+
 @dataclass
 class MultiScaleConfig:
     """Multi-scale training. Empty `sizes`: single-scale.
@@ -111,8 +115,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"train.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if self.batch_size < 1 or not self.kimg > 0:
-            raise ValueError("train.batch_size and train.kimg must be positive")
+        if not 1 <= self.batch_size <= MAX_BATCH or not 0 < self.kimg <= MAX_KIMG:
+            raise ValueError(f"train.batch_size must be in [1, {MAX_BATCH}] and train.kimg in (0, {MAX_KIMG:g}]")
         if not self.snapshot_kimg > 0 or not self.log_kimg > 0:
             raise ValueError("train.snapshot_kimg and train.log_kimg must be positive")
         if not 0 <= self.first_snapshot_seconds < math.inf:

@@ -11,6 +11,7 @@ A family brings only its trainer (`Trainer` below), named in `posgen.families.FA
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -72,6 +73,8 @@ def check_resumable(out: str | Path) -> None:
     (during start-up) has nothing to lose, but its seed is not in config.json, so it is not restarted
     silently: a one-line refusal tells to start it again."""
     out = Path(out)
+    if out.is_file():
+        raise UsageError(f"--resume takes a run directory (the folder of checkpoint.safetensors); {out} is a file")
     if out.is_dir() and not (out / checkpoint.CHECKPOINT_NAME).exists():
         settings = f" (its settings are in {out / 'config.json'})" if (out / "config.json").is_file() else ""
         raise CheckpointError(f"{out} has no checkpoint yet: it stopped before writing its first one, so there is "
@@ -133,10 +136,17 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
             if cfg.train.total_steps < state["step"]:
                 raise UsageError(f"--kimg {kimg:g} is shorter than {out} has already trained "
                                  f"({state['step']} steps, {state.get('kimg', 0):g} kimg)")
+        done = f"{state['step']} steps, {state.get('kimg', 0):g} kimg"
+        if state["step"] >= cfg.train.total_steps:  # nothing to do, and nothing is written
+            if ranks.main:
+                print(f"{out} is complete ({done}); --kimg K extends it", file=sys.stderr)
+            return
+        if ranks.main:
+            print(f"resuming {out} at step {state['step']} ({done})", file=sys.stderr)
     elif ckpt_path.exists():
-        raise TrainingError(f"{out} already holds a run; use --resume {out} or another --out")
+        raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     if out.exists() and not out.is_dir():
-        raise TrainingError(f"--out {out} is a file, not a run directory")
+        raise UsageError(f"--out {out} is a file, not a run directory")
     ranks.barrier()
     cfg.validate()
     ranks.local_batch(cfg.train.batch_size)

@@ -99,13 +99,16 @@ def build_world(root: Path, run_src: Path) -> dict[str, str]:
         {**json.loads(m["config"]), "train": {**json.loads(m["config"])["train"], "lr": float("nan")}})})
     _rewrite(good, root / "liststate.safetensors", meta=lambda m: {**m, "state": "[1]"})
     _rewrite(good, root / "baddigest.safetensors", meta=lambda m: {**m, "sha256": "0" * 64}, digest=False)
-    _rewrite(good, root / "nandata.safetensors", tensors=lambda t: {
-        k: (torch.full_like(v, float("nan")) if k.endswith("mapping.fc0.weight") else v) for k, v in t.items()})
+    _rewrite(good, root / "nandata.safetensors", tensors=lambda t: {  # one generator weight NaN, digest valid
+        k: (torch.full_like(v, float("nan")) if k == min(n for n in t if n.startswith("G_ema.")) else v)
+        for k, v in t.items()})
     nostep = root / "nostep"
     nostep.mkdir()
     _rewrite(run / CHECKPOINT_NAME, nostep / CHECKPOINT_NAME, meta=lambda m: {**m, "state": json.dumps(
         {k: v for k, v in json.loads(m["state"]).items() if k != "step"})})
     (root / "dir.safetensors").mkdir()
+    (root / "corruptrun").mkdir()
+    (root / "corruptrun" / CHECKPOINT_NAME).write_bytes(bytes(flipped))
     (root / "emptyrun").mkdir()
     shutil.copy(good, root / f"{NON_UTF8}.safetensors")
     (root / "notes.txt").write_text("my notes\n")
@@ -313,8 +316,9 @@ CASES = [
     ("train-data-text-as-image", ["train", "--preset", "singan-pad", "--data", "{notimage.png}", "--out", "{out}"],
      2, "cannot read image"),
     ("resume-missing", ["train", "--resume", "{root}/nothing"], 2, "no checkpoint at"),
-    ("resume-corrupt", ["train", "--resume", "{bitflip.safetensors}"], 2, "is corrupt"),
-    ("resume-exported", ["train", "--resume", "{exported.safetensors}"], 2, "no training state"),
+    ("resume-corrupt", ["train", "--resume", "{corruptrun}"], 2, "is corrupt"),
+    ("resume-a-file", ["train", "--resume", "{bitflip.safetensors}"], 2, "takes a run directory"),
+    ("resume-exported", ["train", "--resume", "{exported.safetensors}"], 2, "takes a run directory"),
     ("resume-no-step", ["train", "--resume", "{nostep}"], 2, "no training state"),
     ("resume-with-set", ["train", "--resume", "{run}", "--set", "train.lr=1"], 2, "--resume"),
     ("resume-kimg-shorter", ["train", "--resume", "{run}", "--kimg", "0.001"], 2, "shorter"),
@@ -362,7 +366,7 @@ CASES = [
     ("edit-latent-shape", ["edit", "--checkpoint", "digits-mspe", "--latent", "{latent-shape.safetensors}",
                            "--out", "{out}"], 2, "shape"),
     ("eval-data-bomb-zip", [E, "--real-vs-real", "--data", "{bombs.zip}", "--metrics", "swd", "--num-samples", "4"],
-     2, "pixels"),
+     2, "at least 8 real images"),
     # ---- the listing commands ------------------------------------------------------------------
     ("presets-extra-arg", ["presets", "--bogus"], 2, "unrecognized"),
     ("pretrained-ok", ["pretrained"], 0, ""),
