@@ -142,7 +142,7 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
                 print(f"{out} is complete ({done}); --kimg K extends it", file=sys.stderr)
             return
         if ranks.main:
-            print(f"resuming {out} at step {state['step']} ({done})", file=sys.stderr)
+            print(f"resuming {out} at step {state['step']} ({state.get('kimg', 0):g} kimg)", file=sys.stderr)
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     if out.exists() and not out.is_dir():
