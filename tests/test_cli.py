@@ -164,7 +164,7 @@ def test_train_and_resume_through_the_cli(tmp_path):
     common = ["--preset", "digits-mspe", "--set", "model.resolution=16", "--set", "discriminator.resolution=16",
               "--set", "data.digits.canvas=[16,16]", "--set", "data.digits.region=[0,0,8,8]",
               "--set", "model.channel_base=128", "--set", "discriminator.channel_base=128",
-              "--set", "train.batch_size=2", "--set", "train.snapshot_kimg=0.002"]
+              "--set", "train.batch_size=2", "--set", "discriminator.pack=1", "--set", "train.snapshot_kimg=0.002"]
     r = run_cli("train", *common, "--kimg", "0.004", "--out", out)
     assert r.returncode == 0, r.stderr
     r = run_cli("train", "--resume", out)  # already complete: nothing left to do

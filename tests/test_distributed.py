@@ -25,7 +25,8 @@ from posgen.training.distributed import Ranks
 from posgen.training.loop import train
 
 # a global batch of 8, 4 steps, R1 at steps 0 and 2, snapshots at 2 and 4
-GAN = ("model.noise=false", "train.batch_size=8", "train.kimg=0.032", "train.snapshot_kimg=0.016")
+GAN = ("model.noise=false", "train.batch_size=8", "train.kimg=0.032", "train.snapshot_kimg=0.016",
+       "discriminator.pack=1")  # packing trains in one process only
 # 2 processes against 1: the same numbers summed in another order (each rank's mean over its half,
 # then the all-reduce) and Adam's division by sqrt(v); measured max |difference| of any weight after
 # 4 steps: 3.0e-7 (GAN, R1 twice), 3.7e-9 (DDPM)
@@ -68,6 +69,9 @@ def forked(nproc: int, fn) -> None:
 def _rank(rank: int, nproc: int, port: int, fn) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(nproc))
+    # one OpenMP thread per rank, as torchrun's OMP_NUM_THREADS=1: a forked child that reuses the parent's
+    # OpenMP pool can hang in its first parallel region (GNU libgomp is not fork-safe)
+    torch.set_num_threads(1)
     try:
         fn()
     except BaseException:
