@@ -126,7 +126,7 @@ def parse_run_config(data: dict[str, Any], sections: dict[str, type | None]) -> 
     "discriminator" (None: the family has none), "data" is always `DataConfig`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"config: must be a JSON object, got {type(data).__name__}")
-    if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(data)):
+    if not _finite(data):
         raise ConfigError("config: values must be finite numbers (found NaN or infinity)")
     data = dict(data)
     unknown = set(data) - {"family", "name", "description", "model", "discriminator", "train", "data"}
@@ -171,7 +171,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ConfigError(f"--set {key}: unknown field {parts[-1]!r}")
         if parts == ["family"]:
             raise ConfigError("--set family: the family comes with the preset; choose another preset")
-        if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value)):
+        if not _finite(value):
             raise ConfigError(f"--set {key}: values must be finite numbers, got {raw}")
         node[parts[-1]] = value
     sections = {name: None if getattr(cfg, name) is None else type(getattr(cfg, name))
@@ -179,6 +179,11 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     out = parse_run_config(data, sections)
     out.validate()
     return out
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a JSON value (nested dicts and lists) is finite."""
+    return not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value))
 
 
 def _leaves(value: Any) -> list[Any]:

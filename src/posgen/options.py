@@ -205,9 +205,10 @@ FILE_SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".gif": b"GIF8"}
 
 
 def output_file(path: str, suffix: str, option: str = "--out") -> Path:
-    """--out naming one file of kind `suffix` (".png", ".gif"): its folder created now; refused in one line
-    when it is a folder, has another suffix, or names an existing file that is not of that kind (posgen
-    overwrites only its own kind of output, never a checkpoint or anyone's notes)."""
+    """--out naming one file of kind `suffix` (".png", ".gif"): refused in one line, before any work, when it
+    is a folder, has another suffix, cannot be written, or names an existing file that is not of that kind
+    (posgen overwrites only its own kind of output, never a checkpoint or anyone's notes). The writer makes
+    its folder."""
     out = Path(path)
     if out.suffix.lower() != suffix:
         raise UsageError(f"{option} {path}: the output is written as {suffix}; give a {suffix} file name")

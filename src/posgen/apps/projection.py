@@ -484,8 +484,6 @@ def read_image(path: str | Path, size: tuple[int, int], channels: int = 3) -> to
     from posgen.data.images import load_image
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"cannot read image {p}: no such file")
     im = load_image(p, str(p))  # RGB, any mode, size checked before decoding
     arr = np.asarray(im if channels == 3 else im.convert("L"))
     if arr.shape[:2] != tuple(size):
