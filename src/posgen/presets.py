@@ -20,6 +20,10 @@ DIGITS_RES, DIGITS_BASE, DIGITS_CMAX = 32, 1024, 64
 # collapsed G (one glyph in many hues) from the data; packs of 4 took digits-baseline at 66 kimg from FID
 # 94.7 / recall 0.004 to 74.9 / 0.094, and to 62.8 / 0.22 at 145 kimg
 DIGITS_PACK = 4
+# No style mixing in the StyleGAN2 digits presets (docs/recipe.md, r1): at 32x32 every layer draws part of
+# the glyph, so a mixed image is rarely a digit; without mixing the packed baseline at 66 kimg went from FID
+# 74.9 / recall 0.094 / 4 classes to 61.5 / 0.254 / 7 (StyleGAN2-ADA turns mixing off at CIFAR's size too)
+DIGITS_STYLE_MIXING = 0.0
 
 
 def _digits_run(name: str, description: str, model: Any, *, adaptive_pool: bool = False,
@@ -56,7 +60,8 @@ def _digits(name: str, description: str, *, adaptive_pool: bool = False,
     return _digits_run(name, description,
                        StyleGAN2Config(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4,
                                        channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX, **model),
-                       adaptive_pool=adaptive_pool, multiscale=multiscale, pack=DIGITS_PACK)
+                       adaptive_pool=adaptive_pool, multiscale=multiscale, pack=DIGITS_PACK,
+                       style_mixing=DIGITS_STYLE_MIXING)
 
 
 def _digits_cips(name: str, description: str, **model) -> RunConfig:

@@ -152,6 +152,7 @@ class GANTrainConfig(TrainConfig):
     ema_kimg: float = 10.0         # EMA half-life in thousands of images
     ema_rampup: float | None = 0.05  # half-life limited to this fraction of images seen (short runs)
     style_mixing: float = 0.9
+    diversity: float = 0.0         # weight of the mode-seeking term (Mao et al. 2019) on the HSV value of G's images; 0: off
     xflip: bool = True
     w_avg_beta: float = 0.995      # tracking of the mean w for truncation
     blur_sigma: float = 0.0        # StyleGAN3: Gaussian blur of D's inputs, sigma in pixels at the start ...
@@ -165,6 +166,8 @@ class GANTrainConfig(TrainConfig):
             raise ValueError("train.lr and train.r1_interval must be positive")
         if not self.r1_gamma >= 0 or not self.blur_sigma >= 0 or not self.blur_fade_kimg > 0:
             raise ValueError("train.r1_gamma and train.blur_sigma must be >= 0 and train.blur_fade_kimg positive")
+        if not 0 <= self.diversity < math.inf:
+            raise ValueError(f"train.diversity must be >= 0, got {self.diversity}")
         if not 0 <= self.style_mixing <= 1:
             raise ValueError(f"train.style_mixing must be a probability, got {self.style_mixing}")
         self.augment.validate()

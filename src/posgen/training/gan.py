@@ -104,19 +104,20 @@ class GANTrainer:
             grid = grid.shift(0, -offset)
         return grid
 
-    def _ws(self, step: int) -> torch.Tensor:
+    def _ws(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ws or z for a mapping-free G, the latents z they came from [N, z_dim])."""
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen)
         z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
         if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
-            return z[0]
+            return z[0], z[0]
         ws = G.mapping(z[0])[:, None].repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
         mix = step_generator(self.seed, step, _MIX)
         if t.style_mixing > 0 and torch.rand([], generator=mix) < t.style_mixing:
             cutoff = int(torch.randint(1, G.num_ws, [], generator=mix))
             ws[:, cutoff:] = G.mapping(z[1])[:, None]
-        return ws
+        return ws, z[0]
 
     def _fakes(self, ws: torch.Tensor, grid: Grid) -> torch.Tensor:
         if isinstance(self.G, MappedGenerator):
@@ -135,9 +136,11 @@ class GANTrainer:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         with self.precision.autocast():
-            ws = self._ws(step)
+            ws, z = self._ws(step)
             fakes = resize(self._render(ws, grid), d_size)
             loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
+            if t.diversity > 0:
+                loss_G = loss_G + t.diversity * mode_seeking_loss(fakes, z)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G).backward()
         loss_G = rk.reduce(self.G.parameters(), loss_G)
@@ -221,6 +224,16 @@ class GANTrainer:
             return
         imgs = render_seeds(self.G_ema, seeds)
         save_image_grid(imgs, path, cols=min(8, len(imgs)))
+
+
+def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019, MSGAN Eq. 3): pairs the first half of the batch with the second and
+    returns 1 / (mean |V(G(z1)) - V(G(z2))| / mean |z1 - z2|), small when images move with z. V is HSV's
+    value (the largest channel): hue alone, which the last to-RGB controls cheaply, is no diversity."""
+    n = len(images) // 2
+    value = images[:2 * n].amax(1)
+    ratio = (value[:n] - value[n:2 * n]).abs().mean() / (z[:n] - z[n:2 * n]).abs().mean()
+    return 1 / (ratio + eps)
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
