@@ -49,12 +49,16 @@ def test_pretrained_command_lists_names(capsys):
     assert [line.split()[0] for line in lines] == list(PRETRAINED)
 
 
-def test_mspe_is_more_shift_consistent_than_the_baseline():
-    """Choi Fig. 2(d) on a small fixed protocol: 8 seeds, whole and half-pixel shifts up to 8 px."""
+def test_padding_free_mspe_is_the_most_shift_consistent():
+    """Choi Fig. 2(d) / Xu Sec. 3 on a small fixed protocol: 8 seeds, whole and half-pixel shifts up to 8 px.
+    Without padding the encoding is G's only positional cue, so the digit moves with the grid; MS-PE with
+    zero padding keeps the padding's cue and, trained with the non-collapsing recipe, is barely more
+    consistent than the baseline (docs/study.md F1)."""
     means = {}
-    for name in ("digits-mspe", "digits-baseline"):
+    for name in ("digits-mspe-nopad", "digits-mspe", "digits-baseline"):
         G, cfg, _ = load(name)
         res = shift_consistency(make_sample_fn(G), grid=Grid(G.resolution, G.resolution),
                                 region=tuple(cfg.data.digits.region), max_shift=8, step=1.5, num_samples=8)
         means[name] = res["mean"]
-    assert means["digits-mspe"] > means["digits-baseline"] + 0.1, means
+    assert means["digits-mspe-nopad"] > max(means["digits-mspe"], means["digits-baseline"]) + 0.2, means
+    assert means["digits-mspe"] > means["digits-baseline"], means
