@@ -23,7 +23,7 @@ from posgen.viz import image_grid
 # (shipped model, what its row shows)
 MODELS = [
     ("digits-baseline", "baseline StyleGAN2: layout from zero padding; shifted digits fade, ghost or stay in the corner"),
-    ("digits-mspe", "MS-PE (Choi et al.): sinusoids at every scale; the digit moves with the grid, sub-pixel too"),
+    ("digits-mspe", "MS-PE (Choi et al.): sinusoids at every scale, zero padding kept: it also reads position from the padding"),
     ("digits-mspe-nopad", "padding-free MS-PE (Xu et al.): position from the encoding alone, no border cue"),
 ]
 SEEDS = [0, 1, 2]

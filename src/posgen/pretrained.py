@@ -15,7 +15,7 @@ PRETRAINED: dict[str, str] = {
     "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, packed D, 224 kimg",
     "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, 66 kimg",
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, 66 kimg",
-    "digits-mspe-nopad": "padding-free MS-PE, 32x32, 63 kimg",
+    "digits-mspe-nopad": "padding-free MS-PE, 32x32, packed D, 124 kimg",
     "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, 64 kimg",
     "digits-mspe-resize": "MS-PE trained with random resizing, canvases 32-64 resized to D (Choi Sec. 4.2, Fig. 6d), packed D, 97 kimg",
     "digits-mspie-const": "MS-PIE, learned constant interpolated to 48/64 (Xu Tab. 5c), 30 kimg",
