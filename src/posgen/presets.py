@@ -22,7 +22,8 @@ DIGITS_RES, DIGITS_BASE, DIGITS_CMAX = 32, 1024, 64
 DIGITS_PACK = 4
 # No style mixing in the StyleGAN2 digits presets (docs/recipe.md, r1): at 32x32 every layer draws part of
 # the glyph, so a mixed image is rarely a digit; without mixing the packed baseline at 66 kimg went from FID
-# 74.9 / recall 0.094 / 4 classes to 61.5 / 0.254 / 7 (StyleGAN2-ADA turns mixing off at CIFAR's size too)
+# 74.9 / recall 0.094 / 4 classes to 61.5 / 0.254 / 7 with seed 0 (seed 1: 79.5 / 0.044 / 5, so the gain is
+# within the seed spread); StyleGAN2-ADA turns mixing off at CIFAR's size too
 DIGITS_STYLE_MIXING = 0.0
 
 
