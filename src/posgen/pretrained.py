@@ -13,7 +13,7 @@ PRETRAINED: dict[str, str] = {
     "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding) on the biased digits, 32x32, packed D, 230 kimg",
     "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, packed D, 176 kimg",
     "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, packed D, 224 kimg",
-    "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, 66 kimg",
+    "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, packed D, 113 kimg",
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, 66 kimg",
     "digits-mspe-nopad": "padding-free MS-PE, 32x32, packed D, 124 kimg",
     "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, 64 kimg",
