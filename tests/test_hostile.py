@@ -297,6 +297,8 @@ CASES = [
     ("set-no-equals", ["train", "--preset", "digits-mspe", "--set", "train.lr", "--out", "{out}"], 2, "key=value"),
     ("set-snapshot-negative", ["train", "--preset", "digits-mspe", "--set", "train.snapshot_kimg=-1",
                                "--out", "{out}"], 2, "snapshot_kimg"),
+    ("set-fid-samples-few", ["train", "--preset", "digits-mspe", "--set", "train.fid_samples=5",
+                             "--out", "{out}"], 2, "train.fid_samples must be 0 (off) or in [16"),
     ("kimg-nan", ["train", "--preset", "digits-mspe", "--kimg", "nan", "--out", "{out}"], 2, "--kimg"),
     ("kimg-huge", ["train", "--preset", "digits-mspe", "--kimg", "1e308", "--out", "{out}"], 2, "kimg"),
     ("minutes-zero", ["train", "--preset", "digits-mspe", "--minutes", "0", "--out", "{out}"], 2, "--minutes"),

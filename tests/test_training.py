@@ -214,3 +214,34 @@ def test_resume_refuses_a_checkpoint_without_training_state(trained_run, tmp_pat
     checkpoint.export_generator(trained_run, tmp_path / "g" / "checkpoint.safetensors")
     with pytest.raises(checkpoint.CheckpointError, match="no training state"):
         train(None, tmp_path / "g", resume=True, progress=False)
+
+
+def test_fid_samples_scores_every_snapshot_and_keeps_the_best_as_an_exported_generator(tmp_path):
+    from posgen.metrics.evaluate import EvalOptions, evaluate
+    from posgen.sampling import make_sample_fn
+    from posgen.training.best import SELECTION_SEED
+
+    run = tiny_run("digits-mspe", "train.fid_samples=32")  # snapshots at steps 2 and 4
+    out = train(run, tmp_path / "r", progress=False)
+    lines = [json.loads(x) for x in (out / "fid.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4] and all(x["fid"] > 0 for x in lines)
+    chosen = min(lines, key=lambda x: x["fid"])
+    G, _, state = checkpoint.load_generator(out / "best.safetensors")
+    assert state["step"] == chosen["step"]
+    # the logged figure is that generator's FID on the selection seeds: posgen's evaluation reproduces it
+    opts = EvalOptions(grid=G.default_grid(), num_samples=32, seed=SELECTION_SEED, feature_extractor="digits",
+                       progress=False, cache_dir=None)
+    again = evaluate(make_sample_fn(G), ["fid"], opts, data=run.data, training_size=(16, 16))["fid"]["fid"]
+    assert again == pytest.approx(chosen["fid"], abs=1e-3)
+
+
+def test_a_resumed_run_keeps_the_best_fid_so_far_and_drops_scores_after_its_checkpoint(tmp_path):
+    run = tiny_run("digits-mspe", "train.fid_samples=16", "train.kimg=0.008")  # one snapshot, at step 2
+    out = train(run, tmp_path / "r", progress=False)
+    log = out / "fid.jsonl"
+    # pretend step 2 scored perfectly and a later score was logged before a kill
+    log.write_text('{"step": 2, "kimg": 0.008, "fid": 0.0}\n{"step": 3, "kimg": 0.012, "fid": 0.0}\n')
+    (out / "best.safetensors").unlink()
+    train(None, out, resume=True, kimg=0.016, progress=False)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [2, 4]
+    assert not (out / "best.safetensors").exists()  # step 4 scored worse than the 0.0 kept from before the resume

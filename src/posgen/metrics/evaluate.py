@@ -253,7 +253,7 @@ def check_metric_names(names: list[str]) -> None:
         raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; available: {', '.join(METRICS)}")
 
 
-def _load_extractor(statistics: set[str], opts: EvalOptions):
+def load_extractor(statistics: set[str], opts: EvalOptions):
     if "features" not in statistics:
         return None
     if opts.feature_extractor not in FEATURE_EXTRACTORS:
@@ -273,7 +273,7 @@ def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: 
     if statistics:
         if data is None or training_size is None:
             raise MetricError(f"{', '.join(n for n in names if METRICS[n].statistic)} need real data (--data)")
-        extractor = _load_extractor(statistics, opts)
+        extractor = load_extractor(statistics, opts)
         real = real_statistics(statistics, data, training_size, opts, extractor)
         fake = StatisticPass(statistics, extractor, opts.seed).run(
             generated_batches(sample_fn, opts.grid, opts.num_samples, opts.batch_size, opts.seed),
@@ -299,7 +299,7 @@ def real_vs_real(names: list[str], opts: EvalOptions, data: DataConfig, training
     if bad:
         raise MetricError(f"real-vs-real compares data with data; {', '.join(bad)} need a generator")
     statistics = {METRICS[n].statistic for n in names}
-    extractor = _load_extractor(statistics, opts)
+    extractor = load_extractor(statistics, opts)
     dataset = real_dataset(data, training_size, opts.grid.size)
     half = min(len(dataset) // 2, opts.num_samples)
     if half < 4:

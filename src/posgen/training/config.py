@@ -11,6 +11,7 @@ from posgen.errors import ConfigError
 
 MAX_BATCH = 65536       # images per step, all processes together
 MAX_KIMG = 1e9          # a trillion images: anything longer is a typo
+MIN_FID_SAMPLES, MAX_FID_SAMPLES = 16, 100_000  # per-snapshot FID (train.fid_samples)
 
 
 @dataclass
@@ -106,6 +107,8 @@ class TrainConfig:
     first_snapshot_seconds: float = 60.0  # a checkpoint this long after (re)starting, if no snapshot came first
     log_kimg: float = 1.0          # stats.jsonl: one line (means since the last) per this many kimg
     sample_seeds: int = 32         # seeds in each sample grid
+    fid_samples: int = 0           # > 0: FID of every snapshot on this many samples (fid.jsonl), the best one
+                                   # kept as best.safetensors (posgen.training.best); 0: off
     threads: int = 0               # torch CPU threads (0: leave torch's default)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward passes; fp16 adds a
                                    # GradScaler and clamps conv outputs to +-256 (StyleGAN2's conv_clamp)
@@ -123,6 +126,9 @@ class TrainConfig:
             raise ValueError(f"train.first_snapshot_seconds must be a finite number >= 0, got {self.first_snapshot_seconds}")
         if self.sample_seeds < 1 or self.threads < 0:
             raise ValueError("train.sample_seeds must be positive and train.threads >= 0")
+        if self.fid_samples != 0 and not MIN_FID_SAMPLES <= self.fid_samples <= MAX_FID_SAMPLES:
+            raise ValueError(f"train.fid_samples must be 0 (off) or in [{MIN_FID_SAMPLES}, {MAX_FID_SAMPLES}], "
+                             f"got {self.fid_samples}")
 
     def check_run(self, run) -> None:
         """Checks across sections of the run config (`posgen.config.RunConfig`); none by default."""

@@ -5,7 +5,8 @@ always-written `stats.jsonl`, the progress bar, snapshots (checkpoint + sample s
 `--minutes` limit, a checkpoint when the data fails, and a clean stop on a non-finite loss.
 Checkpoints come at step 0 of a fresh run, `train.first_snapshot_seconds` after each (re)start
 (unless a snapshot came first), then every `train.snapshot_kimg`: a run killed at any moment
-resumes, and loses at most one snapshot interval or that first delay.
+resumes, and loses at most one snapshot interval or that first delay. With `train.fid_samples`
+every snapshot is scored by FID and the best one kept (`posgen.training.best`).
 A family brings only its trainer (`Trainer` below), named in `posgen.families.FAMILIES`.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from posgen.training import distributed
 from posgen.config import RunConfig, apply_overrides
 from posgen.errors import CheckpointError, DataError, TrainingError, UsageError
 from posgen.files import atomic_write, remove_stale_temps
+from posgen.training.best import FID_LOG_NAME, BestSnapshot
 
 STATS_NAME = "stats.jsonl"
 
@@ -173,6 +175,7 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
 
     if not resume:  # a run killed before its first snapshot can still be resumed
         save()
+    best = BestSnapshot(cfg, out, _stats_lines(out / FID_LOG_NAME, trainer.step)) if t.fid_samples else None
     writer = SummaryWriter(str(out / "logs"))
     bar = tqdm(total=total, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
     sums: dict[str, float] = defaultdict(float)
@@ -214,6 +217,10 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
                     save()
                     snapshotted = True
                     trainer.sample_grid(out / f"samples-{step:07d}.png")
+                    if best is not None:
+                        fid = best.score(ckpt_path, step, step * t.batch_size / 1000)
+                        writer.add_scalar("fid", fid, global_step=step * t.batch_size)
+                        bar.write(f"kimg {step * t.batch_size / 1000:.1f}: FID {fid:.2f} (best {best.best:.2f})")
                     if timeout:
                         break
                 elif not snapshotted and time.time() - started >= t.first_snapshot_seconds:
