@@ -299,6 +299,8 @@ CASES = [
                                "--out", "{out}"], 2, "snapshot_kimg"),
     ("set-fid-samples-few", ["train", "--preset", "digits-mspe", "--set", "train.fid_samples=5",
                              "--out", "{out}"], 2, "train.fid_samples must be 0 (off) or in [16"),
+    ("set-fid-samples-singan", ["train", "--preset", "singan-pad", "--set", "train.fid_samples=100",
+                                "--out", "{out}"], 2, "a SinGAN learns one image"),
     ("kimg-nan", ["train", "--preset", "digits-mspe", "--kimg", "nan", "--out", "{out}"], 2, "--kimg"),
     ("kimg-huge", ["train", "--preset", "digits-mspe", "--kimg", "1e308", "--out", "{out}"], 2, "kimg"),
     ("minutes-zero", ["train", "--preset", "digits-mspe", "--minutes", "0", "--out", "{out}"], 2, "--minutes"),

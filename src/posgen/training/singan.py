@@ -66,6 +66,9 @@ class SinGANTrainConfig(TrainConfig):
         if self.precision != "fp32" or self.channels_last or self.compile:
             raise ValueError("SinGAN trains in fp32 without channels_last or compile (its networks are small "
                              "and its images one); drop train.precision / channels_last / compile")
+        if self.fid_samples:
+            raise ValueError("train.fid_samples scores a model against a data set; a SinGAN learns one image "
+                             "(compare its patch statistics with posgen evaluate --metrics swd)")
 
     def check_run(self, run) -> None:
         if run.discriminator is not None:
