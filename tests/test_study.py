@@ -124,3 +124,18 @@ def test_evaluate_expand_renders_more_of_the_plane(trained_run, tmp_path, monkey
     assert lines[0]["size"] == lines[1]["size"] == [24, 24]
     assert (lines[0]["zoom"], lines[1]["zoom"]) == (1.5, 1.0)
     assert lines[0]["results"]["fid"]["fid"] != lines[1]["results"]["fid"]["fid"]
+
+
+def test_a_figure_record_keeps_parts_another_run_wrote_into_the_same_folder_meanwhile(tmp_path):
+    from posgen.apps._runner import FigureRun
+
+    path = tmp_path / "study.json"
+    path.write_text('{"f1": {"old": 1}, "f5": {"old": 1}}\n')
+
+    def measure(part):  # while this run measures, another one into the folder finishes f5
+        path.write_text('{"f1": {"old": 1}, "f5": {"new": 2}}\n')
+        return {"measured": part}
+
+    record = FigureRun(tmp_path, None).record_parts("study.json", ["f6"], measure)
+    expected = {"f1": {"old": 1}, "f5": {"new": 2}, "f6": {"measured": "f6"}}
+    assert json.loads(path.read_text()) == expected == record

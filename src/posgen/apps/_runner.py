@@ -31,8 +31,11 @@ class FigureRun:
     def record_parts(self, filename: str, parts: list[str], measure: Callable[[str], dict]) -> dict:
         """measure(part) for each part, merged into OUT/filename after each one."""
         path = self.out / filename
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record: dict = {}
+        on_disk = json.loads(path.read_text()) if path.is_file() else {}
         for part in parts:
             record[part] = measure(part)
-            path.write_text(to_json(record) + "\n")
-        return record
+            # merged into the file as it is now: another run into the same folder may have written meanwhile
+            on_disk = json.loads(path.read_text()) if path.is_file() else {}
+            path.write_text(to_json({**on_disk, **record}) + "\n")
+        return {**on_disk, **record}
