@@ -42,7 +42,7 @@ METRICS: dict[str, Metric] = {
     "pr": Metric("improved precision and recall, k = 3", "features",
                  lambda fake, real, o: precision_recall(fake, real, k=3)),
     "swd": Metric("sliced Wasserstein distance of Laplacian-pyramid patches (x 10^3)", "descriptors",
-                  lambda fake, real, o: swd(fake, real, seed=o.seed)),
+                  lambda fake, real, o: swd(fake, real, seed=o.seed, progress=o.progress)),
     "spectrum": Metric("azimuthal power spectrum vs real, distance in dB", "spectra",
                        lambda fake, real, o: spectrum(fake, real, plot=o.plot_path("spectrum"))),
     "eqt": Metric("EQ-T: PSNR under whole-pixel translations (dB)", None,
