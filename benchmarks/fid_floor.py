@@ -16,10 +16,9 @@ import colorsys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from posgen.data.digits import BiasedDigitsConfig, make_biased_digits
-from posgen.metrics.digits_features import load_digits_extractor
+from posgen.metrics.digits_features import gaussian_blur, load_digits_extractor
 from posgen.metrics.fid import fid
 
 # class fractions of the shipped digits-baseline (10k samples, `posgen evaluate --metrics coverage`)
@@ -55,12 +54,7 @@ def two_hues(images, rng) -> torch.Tensor:
 
 
 def blur(images, sigma: float) -> torch.Tensor:
-    r = max(1, int(3 * sigma + 0.5))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
-    k = (k / k.sum())[None, None]
-    x = images.float().flatten(0, 1)[:, None]
-    x = F.conv2d(F.conv2d(x, k[..., None, :], padding=(0, r)), k[..., :, None], padding=(r, 0))
-    return x.reshape(images.shape).round().clamp(0, 255).to(torch.uint8)
+    return gaussian_blur(images.float(), sigma).round().clamp(0, 255).to(torch.uint8)
 
 
 def main() -> None:

@@ -242,7 +242,7 @@ def heldout_glyphs(seed: int = 0, fraction: float = HELDOUT_FRACTION) -> np.ndar
     return np.sort(np.concatenate(out))
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable gaussian blur of [N, C, H, W] with zero padding, as two small matrix products."""
     def matrix(n: int) -> torch.Tensor:
         t = torch.arange(n, dtype=torch.float32)
@@ -307,7 +307,7 @@ def render_digits(glyphs: np.ndarray, rng: np.random.Generator, net: DigitsFeatu
     for s in np.unique(blur):
         if s > 0:
             t = torch.from_numpy(np.flatnonzero(blur == s))
-            out[t] = _gaussian_blur(out[t] + 1, float(s)) - 1
+            out[t] = gaussian_blur(out[t] + 1, float(s)) - 1
     t = torch.from_numpy(np.flatnonzero(noise > 0))
     if len(t):
         nz = torch.from_numpy(2 * noise[t.numpy()].astype(np.float32))[:, None, None, None]

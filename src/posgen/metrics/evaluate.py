@@ -263,17 +263,18 @@ def load_extractor(statistics: set[str], opts: EvalOptions):
 
 
 def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: DataConfig | None = None,
-             training_size: tuple[int, int] | None = None) -> dict[str, dict]:
+             training_size: tuple[int, int] | None = None, extractor=None) -> dict[str, dict]:
     """Run metrics `names` for `sample_fn` on `opts.grid`; returns {name: result dict}.
 
-    Distribution metrics need `data` (and the `training_size` it is stored at)."""
+    Distribution metrics need `data` (and the `training_size` it is stored at). `extractor`: a
+    feature network already loaded by `load_extractor` (a caller scoring many generators)."""
     check_metric_names(names)
     statistics = {METRICS[n].statistic for n in names} - {None}
     results: dict[str, dict] = {}
     if statistics:
         if data is None or training_size is None:
             raise MetricError(f"{', '.join(n for n in names if METRICS[n].statistic)} need real data (--data)")
-        extractor = load_extractor(statistics, opts)
+        extractor = extractor or load_extractor(statistics, opts)
         real = real_statistics(statistics, data, training_size, opts, extractor)
         fake = StatisticPass(statistics, extractor, opts.seed).run(
             generated_batches(sample_fn, opts.grid, opts.num_samples, opts.batch_size, opts.seed),

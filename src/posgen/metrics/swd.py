@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 PATCH = 7
 MIN_RESOLUTION = 16
+SWD_REPEATS = 4  # random projection sets averaged per pyramid level
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
 
 
@@ -75,7 +76,7 @@ def _normalise(desc: np.ndarray) -> torch.Tensor:
     return ((d - mean) / std).flatten(1)
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, directions: int = 128, repeats: int = 4,
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, directions: int = 128, repeats: int = SWD_REPEATS,
                        seed: int = 0, bar=None) -> float:
     """SWD between two descriptor sets [N, D] of equal size (`bar`: a tqdm bar advanced per repeat)."""
     if len(a) != len(b):
@@ -83,13 +84,13 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, directions: int = 12
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
     for _ in range(repeats):
-        if bar is not None:
-            bar.update(1)
         dirs = torch.randn(a.shape[1], directions, generator=gen)
         dirs /= dirs.norm(dim=0, keepdim=True)
         pa, _ = torch.sort(a @ dirs, dim=0)
         pb, _ = torch.sort(b @ dirs, dim=0)
         total += float((pa - pb).abs().mean())
+        if bar is not None:
+            bar.update(1)
     return total / repeats
 
 
@@ -103,11 +104,10 @@ def swd(fake: list[np.ndarray], real: list[np.ndarray], *, seed: int = 0, progre
         raise ValueError("generated and real images have different pyramid depths (different sizes?)")
     rng = np.random.default_rng(seed)
     levels = []
-    repeats = 4
-    with tqdm(total=repeats * len(fake), desc="swd projections", disable=not progress, leave=False) as bar:
+    with tqdm(total=SWD_REPEATS * len(fake), desc="swd projections", disable=not progress, leave=False) as bar:
         for f, r in zip(fake, real):
             m = min(len(f), len(r))
             f = f[np.sort(rng.choice(len(f), m, replace=False))] if len(f) > m else f
             r = r[np.sort(rng.choice(len(r), m, replace=False))] if len(r) > m else r
-            levels.append(1e3 * sliced_wasserstein(_normalise(f), _normalise(r), repeats=repeats, seed=seed, bar=bar))
+            levels.append(1e3 * sliced_wasserstein(_normalise(f), _normalise(r), seed=seed, bar=bar))
     return {"swd": float(np.mean(levels)), "swd_levels": levels, "swd_descriptors": m}

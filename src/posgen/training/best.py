@@ -13,6 +13,7 @@ was chosen on.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -30,36 +31,27 @@ class BestSnapshot:
     """Scores snapshots of the run in `out` and keeps the best; resumes from its `fid.jsonl`."""
 
     def __init__(self, cfg: RunConfig, out: Path, kept_lines: list[str]) -> None:
-        from posgen.metrics.evaluate import load_extractor  # checks the feature network before training starts
+        from posgen.metrics.evaluate import EvalOptions, load_extractor
 
-        self.cfg, self.out, self.samples = cfg, out, cfg.train.fid_samples
-        self.opts = self._options()
-        self.extractor = load_extractor({"features"}, self.opts)
+        self.cfg, self.out = cfg, out
+        extractor = "digits" if cfg.data.source == "digits" else "inception"
+        self.opts = EvalOptions(grid=None, num_samples=cfg.train.fid_samples, seed=SELECTION_SEED,
+                                feature_extractor=extractor, progress=False)
+        self.extractor = load_extractor({"features"}, self.opts)  # a missing network fails before training
         self.log = out / FID_LOG_NAME
         atomic_write(self.log, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in kept_lines)))
         self.best = min((json.loads(line)["fid"] for line in kept_lines), default=math.inf)
 
-    def _options(self, grid=None):
-        from posgen.metrics.evaluate import EvalOptions
-
-        extractor = "digits" if self.cfg.data.source == "digits" else "inception"
-        return EvalOptions(grid=grid, num_samples=self.samples, seed=SELECTION_SEED, feature_extractor=extractor,
-                           progress=False)
-
     def score(self, ckpt_path: Path, step: int, kimg: float) -> float:
         """FID of the snapshot just saved at `ckpt_path`; exports it as best.safetensors if it is the best."""
-        from posgen.metrics.evaluate import StatisticPass, generated_batches, real_statistics
-        from posgen.metrics.fid import fid
+        from posgen.metrics.evaluate import evaluate
         from posgen.sampling import make_sample_fn
 
         G, _, _ = checkpoint.load_generator(ckpt_path)
         grid = G.default_grid()
-        self.opts.grid = grid
-        real = real_statistics({"features"}, self.cfg.data, grid.size, self.opts, self.extractor)["features"]
-        fake = StatisticPass({"features"}, self.extractor, SELECTION_SEED).run(
-            generated_batches(make_sample_fn(G), grid, self.samples, self.opts.batch_size, SELECTION_SEED),
-            self.samples, "generated images", False)["features"]
-        value = float(fid(fake, real)["fid"])
+        result = evaluate(make_sample_fn(G), ["fid"], dataclasses.replace(self.opts, grid=grid), data=self.cfg.data,
+                          training_size=grid.size, extractor=self.extractor)
+        value = float(result["fid"]["fid"])
         with open(self.log, "a") as f:
             f.write(json.dumps({"step": step, "kimg": round(kimg, 4), "fid": round(value, 4)}) + "\n")
         if value < self.best:

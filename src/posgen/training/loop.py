@@ -218,9 +218,10 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
                     snapshotted = True
                     trainer.sample_grid(out / f"samples-{step:07d}.png")
                     if best is not None:
-                        fid = best.score(ckpt_path, step, step * t.batch_size / 1000)
+                        kimg_now = step * t.batch_size / 1000
+                        fid = best.score(ckpt_path, step, kimg_now)
                         writer.add_scalar("fid", fid, global_step=step * t.batch_size)
-                        bar.write(f"kimg {step * t.batch_size / 1000:.1f}: FID {fid:.2f} (best {best.best:.2f})")
+                        bar.write(f"kimg {kimg_now:.1f}: FID {fid:.2f} (best {best.best:.2f})")
                     if timeout:
                         break
                 elif not snapshotted and time.time() - started >= t.first_snapshot_seconds:
