@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,10 +84,10 @@ def _rank(rank: int, nproc: int, port: int, fn) -> None:
 
 
 def torchrun(nproc: int, *args: str) -> None:
-    """`torchrun --standalone --nproc_per_node=nproc -m posgen ARGS` (a free port of its own)."""
+    """`torchrun --standalone --nproc_per_node=nproc ARGS` (a free port of its own); ARGS: a script or
+    `-m module` and its arguments."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "posgen", *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
 
@@ -111,7 +112,7 @@ def runs(tmp_path_factory):
     forked(2, partial(train, tiny_run("digits-mspe", *GAN, "train.kimg=0.016"), root / "half", seed=3, progress=False))
     shutil.copytree(root / "half", root / "half-copy")
     forked(2, partial(train, None, root / "half", resume=True, kimg=0.032, progress=False))
-    torchrun(2, "train", "--preset", "digits-mspe", "--seed", "3", *[a for o in overrides(cfg) for a in ("--set", o)],
+    torchrun(2, "-m", "posgen", "train", "--preset", "digits-mspe", "--seed", "3", *[a for o in overrides(cfg) for a in ("--set", o)],
              "--out", str(root / "full"))
     return {"cfg": cfg, "full": root / "full", "resumed": root / "half", "half": root / "half-copy", "root": root}
 
@@ -142,6 +143,23 @@ def test_rank0_writes_once_and_info_shows_the_ranks(runs, capsys):
     assert main(["info", str(full)]) == 0
     progress = json.loads(capsys.readouterr().out)["progress"]
     assert progress["world_size"] == 2 and progress["batch_per_rank"] == 4 and progress["step"] == 4
+
+
+def test_ranks_leave_no_threads_of_the_process_group(tmp_path):
+    """After train() every rank's gloo threads are gone: a group kept alive past destroy_process_group
+    (torch._dynamo's modules, imported by Adam after the group exists, bind it as a default argument)
+    leaves them running into the interpreter's exit, where a rank can abort after a complete run."""
+    script = tmp_path / "rank.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import tiny_run
+from posgen.training.loop import train
+train(tiny_run("digits-mspe", *{GAN!r}, "train.kimg=0.008"), {str(tmp_path / "run")!r}, progress=False)
+threads = [open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+sys.exit(f"threads left: {{threads}}" if any("gloo" in t for t in threads) else 0)
+""")
+    torchrun(2, str(script))
 
 
 def test_shards_keep_the_minibatch_std_groups():

@@ -138,6 +138,12 @@ def start(device: str) -> tuple[Ranks, str]:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
+    # First, what every trainer imports anyway (Adam imports torch._dynamo): some of its modules bind
+    # the default group as a default argument when imported (torch.distributed.nn.functional's
+    # `group=group.WORLD`). Imported after init_process_group they would keep the group alive past
+    # destroy_process_group, its gloo threads would run into the interpreter's exit, and a rank
+    # could abort there ("terminate called without an active exception") after a complete run.
+    import torch._dynamo  # noqa: F401
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=30))
     return ranks(), device
 
