@@ -16,6 +16,7 @@ collectives.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -143,7 +144,7 @@ def start(device: str) -> tuple[Ranks, str]:
     # `group=group.WORLD`). Imported after init_process_group they would keep the group alive past
     # destroy_process_group, its gloo threads would run into the interpreter's exit, and a rank
     # could abort there ("terminate called without an active exception") after a complete run.
-    import torch._dynamo  # noqa: F401
+    importlib.import_module("torch._dynamo")
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=30))
     return ranks(), device
 
