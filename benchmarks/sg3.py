@@ -25,7 +25,8 @@ from train_step import bench  # benchmarks/train_step.py: one preset's seconds p
 PAPER_DEPTH = ["model.num_layers=14", "model.margin=10"]
 ROWS = [  # label, preset, overrides
     # the SG3 presets' discriminator judges single images: the baseline's packed D (docs/recipe.md) would
-    # make SG2's step about 3x cheaper and the ratio a comparison of discriminators
+    # make SG2's step about 1.7x cheaper (0.134 against 0.229 s, one thread) and the ratio a comparison of
+    # discriminators
     ("SG2 baseline", "digits-baseline", ["discriminator.pack=1"]),
     ("SG3-T (digits-sg3t)", "digits-sg3t", []),
     ("SG3-R (digits-sg3r)", "digits-sg3r", []),

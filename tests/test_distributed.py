@@ -112,8 +112,8 @@ def runs(tmp_path_factory):
     forked(2, partial(train, tiny_run("digits-mspe", *GAN, "train.kimg=0.016"), root / "half", seed=3, progress=False))
     shutil.copytree(root / "half", root / "half-copy")
     forked(2, partial(train, None, root / "half", resume=True, kimg=0.032, progress=False))
-    torchrun(2, "-m", "posgen", "train", "--preset", "digits-mspe", "--seed", "3", *[a for o in overrides(cfg) for a in ("--set", o)],
-             "--out", str(root / "full"))
+    torchrun(2, "-m", "posgen", "train", "--preset", "digits-mspe", "--seed", "3",
+             *[a for o in overrides(cfg) for a in ("--set", o)], "--out", str(root / "full"))
     return {"cfg": cfg, "full": root / "full", "resumed": root / "half", "half": root / "half-copy", "root": root}
 
 
