@@ -185,25 +185,58 @@ def test_a_request_that_waits_longer_than_the_time_limit_gets_503(server, monkey
     assert status == 503 and "the renderer has been busy" in json.loads(body)["error"]
 
 
-def test_posgen_serve_answers_get_on_localhost_and_stops_on_interrupt():
-    import signal
+def start_posgen_serve(*options: str) -> tuple[subprocess.Popen, int]:
+    """`posgen serve --checkpoint digits-mspe OPTIONS` on a free port of 127.0.0.1, once it says it is serving."""
     import socket
 
     with socket.socket() as s:  # a free port (the server binds it a moment later)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "posgen.cli", "serve", "--checkpoint", "digits-mspe",
-                             "--port", str(port)], stderr=subprocess.PIPE, text=True)
+                             "--port", str(port), *options], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert line.startswith(f"serving digits-mspe on http://127.0.0.1:{port}/"), line
+    return proc, port
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[int, str]:
+    """Ctrl-C: the exit status and what the server printed after its first line."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
     try:
-        line = proc.stderr.readline()
-        assert line.startswith(f"serving digits-mspe on http://127.0.0.1:{port}/"), line
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
-            assert r.status == 200 and b"posgen serve" in r.read()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        return proc.wait(timeout=60), proc.stderr.read()
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_posgen_serve_answers_get_on_localhost_and_stops_on_interrupt():
+    proc, port = start_posgen_serve()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            assert r.status == 200 and b"posgen serve" in r.read()
+    finally:
+        status, printed = interrupt(proc)
+    assert status == 0, printed
+
+
+def test_ctrl_c_during_a_render_finishes_it_and_exits_cleanly():
+    """The render in flight is answered and the process exits 0: the models are freed by the main thread once
+    no request holds them. (Before, a handler thread still inside torch when the interpreter shut down was
+    stopped there by Python and aborted the process: "terminate called without an active exception".)"""
+    proc, port = start_posgen_serve("--max-side", "1024")
+    answers = []
+    url = f"http://127.0.0.1:{port}/api/render?model=0&seed=1&size=1024x1024"
+    client = threading.Thread(target=lambda: answers.append(urllib.request.urlopen(url, timeout=60).read()))
+    try:
+        client.start()
+        time.sleep(1.0)  # the request has reached the renderer (the render takes 2-3 s on 2 cores)
+    finally:
+        status, printed = interrupt(proc)
+        client.join(timeout=60)
+    assert status == 0, printed
+    assert len(answers) == 1 and pixels(answers[0]).shape == (1024, 1024, 3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -233,3 +266,29 @@ def test_a_render_predicted_past_the_time_limit_is_refused_before_it_starts():
     assert status == 400 and headers["Content-Type"] == "application/json"
     assert "more than this server's limit of 1e-06 s (--time-limit)" in json.loads(body)["error"]
     assert body.count(b"\n") <= 1
+
+
+def test_close_waits_for_the_requests_in_flight_then_refuses_new_ones():
+    from posgen.serve import Busy
+
+    app = ServeApp(["digits-mspe"])
+    inside, release = threading.Event(), threading.Event()
+
+    def request():
+        with app.answering():
+            inside.set()
+            release.wait(30)
+
+    requester, closer = threading.Thread(target=request), threading.Thread(target=app.close)
+    requester.start()
+    assert inside.wait(30)
+    closer.start()
+    time.sleep(0.3)
+    assert closer.is_alive() and len(app.models) == 1  # waits, the models still loaded
+    with pytest.raises(Busy, match="the server is stopping"):
+        with app.answering():
+            pass
+    release.set()
+    closer.join(30)
+    requester.join(30)
+    assert not closer.is_alive() and app.models == [] and app.answering_now == 0

@@ -22,6 +22,9 @@ as the cores hold torch's threads; a request that waits longer than the limit fo
 answered 503; the memory budget of `render_seeds` applies. Every refusal is one line of JSON,
 {"error": ...}, with status 400.
 
+Ctrl-C: the server stops listening, answers the requests in flight (503 to any that arrive meanwhile)
+and exits 0.
+
 Security: it listens on 127.0.0.1 by default and, there, answers only requests addressed to localhost
 (no DNS rebinding from a web page); it loads the checkpoints named on its command line at
 start-up and nothing else: a request picks one of them by index and can name no file.
@@ -96,6 +99,38 @@ class ServeApp:
         self.page = (resources.files("posgen") / "assets" / "serve.html").read_bytes()
         for model in self.models:
             model.seconds_per_pixel = self._calibrate(model)
+        self.answering_now = 0  # requests being answered (see `answering`)
+        self.closing = False
+        self._settled = threading.Condition()
+
+    # ---- the life of a request, and shutting down ----------------------------------------------
+    @contextmanager
+    def answering(self):
+        """Count a request while it is answered; Busy once `close` has begun."""
+        with self._settled:
+            if self.closing:
+                raise Busy("the server is stopping")
+            self.answering_now += 1
+        try:
+            yield
+        finally:
+            with self._settled:
+                self.answering_now -= 1
+                self._settled.notify_all()
+
+    def close(self) -> None:
+        """Refuse new requests, wait for those being answered, then free the models in the calling thread.
+
+        The handler threads are daemons (Ctrl-C does not wait for idle connections); one that held the last
+        reference to a model while the interpreter shut down would free its tensors there, and torch's
+        deallocation, stopped by Python halfway, aborts the process ("terminate called without an active
+        exception")."""
+        with self._settled:
+            self.closing = True
+            if self.answering_now:
+                print(f"stopping: finishing {self.answering_now} request(s) in flight", file=sys.stderr, flush=True)
+            self._settled.wait_for(lambda: self.answering_now == 0)
+        self.models = []
 
     # ---- requests --------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -215,6 +250,13 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "posgen-serve"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        try:
+            with self.server.app.answering():
+                self._answer()  # its frame, and whatever it held of a model, is gone when `answering` ends
+        except Busy as e:
+            self._json(503, {"error": one_line(e)})
+
+    def _answer(self) -> None:
         app: ServeApp = self.server.app
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         if self.server.loopback_only and host not in LOOPBACK:  # a web page's DNS rebinding to 127.0.0.1
@@ -291,3 +333,4 @@ def serve(checkpoints: list[str], host: str = "127.0.0.1", port: int = 8000, dev
         pass
     finally:
         server.server_close()
+        app.close()
