@@ -245,3 +245,12 @@ def test_a_resumed_run_keeps_the_best_fid_so_far_and_drops_scores_after_its_chec
     train(None, out, resume=True, kimg=0.016, progress=False)
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [2, 4]
     assert not (out / "best.safetensors").exists()  # step 4 scored worse than the 0.0 kept from before the resume
+
+
+def test_d_lr_multiplier_sets_the_discriminators_learning_rate_alone():
+    base = build_trainer(tiny_run("digits-baseline"), seed=0)
+    fast_d = build_trainer(tiny_run("digits-baseline", "train.d_lr_multiplier=4"), seed=0)
+    assert fast_d.opt_G.param_groups[0]["lr"] == base.opt_G.param_groups[0]["lr"]
+    assert fast_d.opt_D.param_groups[0]["lr"] == pytest.approx(4 * base.opt_D.param_groups[0]["lr"])
+    with pytest.raises(ConfigError, match="d_lr_multiplier"):
+        apply_overrides(get_preset("digits-baseline"), ["train.d_lr_multiplier=0"])

@@ -152,6 +152,7 @@ class GANTrainConfig(TrainConfig):
     from DESIGN.md as defaults."""
 
     lr: float = 2e-3               # G and D
+    d_lr_multiplier: float = 1.0   # D's learning rate is lr times this (two time-scale update rule, Heusel et al. 2017)
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 10.0
     r1_interval: int = 16          # lazy R1 every this many D steps
@@ -168,8 +169,8 @@ class GANTrainConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.lr > 0 or self.r1_interval < 1:
-            raise ValueError("train.lr and train.r1_interval must be positive")
+        if not self.lr > 0 or not self.d_lr_multiplier > 0 or self.r1_interval < 1:
+            raise ValueError("train.lr, train.d_lr_multiplier and train.r1_interval must be positive")
         if not self.r1_gamma >= 0 or not self.blur_sigma >= 0 or not self.blur_fade_kimg > 0:
             raise ValueError("train.r1_gamma and train.blur_sigma must be >= 0 and train.blur_fade_kimg positive")
         if not 0 <= self.diversity < math.inf:
