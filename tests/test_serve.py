@@ -18,7 +18,7 @@ from PIL import Image
 
 from posgen import checkpoint
 from posgen.cli import main
-from posgen.serve import ServeApp, ServeLimits, make_server
+from posgen.serve import Busy, ServeApp, ServeLimits, make_server
 
 
 @pytest.fixture(scope="module")
@@ -269,8 +269,6 @@ def test_a_render_predicted_past_the_time_limit_is_refused_before_it_starts():
 
 
 def test_close_waits_for_the_requests_in_flight_then_refuses_new_ones():
-    from posgen.serve import Busy
-
     app = ServeApp(["digits-mspe"])
     inside, release = threading.Event(), threading.Event()
 

@@ -96,12 +96,12 @@ class ServeApp:
         # renders at once: as many as the cores hold torch's threads (side-by-side models render together)
         self.parallel = max(1, (os.cpu_count() or 1) // torch.get_num_threads())
         self.slots = threading.BoundedSemaphore(self.parallel)
+        self.answering_now = 0  # requests being answered (see `answering`), and whether `close` has begun
+        self.closing = False
+        self._settled = threading.Condition()
         self.page = (resources.files("posgen") / "assets" / "serve.html").read_bytes()
         for model in self.models:
             model.seconds_per_pixel = self._calibrate(model)
-        self.answering_now = 0  # requests being answered (see `answering`)
-        self.closing = False
-        self._settled = threading.Condition()
 
     # ---- the life of a request, and shutting down ----------------------------------------------
     @contextmanager

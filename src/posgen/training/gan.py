@@ -58,7 +58,8 @@ class GANTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=t.betas, eps=1e-8)
         c = t.r1_interval / (t.r1_interval + 1)  # lazy regularization (StyleGAN2 App. B)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr * t.d_lr_multiplier * c, betas=(t.betas[0] ** c, t.betas[1] ** c), eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr * t.d_lr_multiplier * c,
+                                      betas=(t.betas[0] ** c, t.betas[1] ** c), eps=1e-8)
         self.res = cfg.model.resolution
         self.dataset = open_dataset(cfg.data, (self.res, self.res))
         if len(self.dataset) == 0:
