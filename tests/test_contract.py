@@ -10,7 +10,7 @@ from posgen import checkpoint
 from posgen.options import grid_for
 from posgen.errors import CapabilityError
 from posgen.families import FAMILIES, build_generator
-from posgen.grid import Canvas, Grid, PointGrid
+from posgen.grid import Canvas, PointGrid
 from posgen.models.base import CAPABILITIES, Generator, RenderOptions
 from posgen.sampling import render_seeds
 from posgen.training.loop import train
@@ -21,7 +21,7 @@ FAMILY_NAMES = list(FAMILIES)
 CANVAS_ASKS = {"shift": Canvas(shift=(2, 3)), "roll": Canvas(shift=(0, 5), roll=True), "zoom": Canvas(zoom=1.5),
                "expand": Canvas(size=(16, 40)), "rotate": Canvas(rotate=30)}
 OPTION_ASKS = {"truncation": dict(truncation_psi=0.5), "noise": dict(noise_mode="random"),
-               "chunks": dict(chunk_points=37), "steps": dict(steps=2)}
+               "chunks": dict(chunk_points=37), "steps": dict(steps=2), "classes": dict(label=1)}
 
 
 def test_every_family_has_a_tiny_run_for_the_suite():
@@ -102,7 +102,7 @@ def test_each_capability_works_when_declared_and_is_refused_in_one_line_when_not
         assert torch.isfinite(img).all()
         if capability == "chunks":  # chunked and one-shot renders agree
             assert torch.allclose(img, render_seeds(G, [0, 1], batch_size=2, chunk_points=10**9), atol=1e-5)
-        if capability == "truncation":
+        if capability in ("truncation", "classes"):
             assert not torch.allclose(img, render_seeds(G, [0, 1], batch_size=2))
         return
     if capability == "points":

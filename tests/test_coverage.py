@@ -106,3 +106,21 @@ def test_coverage_metric_through_evaluate(digits):
     r = evaluate(sample_fn, ["coverage"], opts)["coverage"]
     direct = coverage(sample_fn, grid, 400, batch_size=100, region=REGION, progress=False)
     assert r == direct and r["num_samples"] == 400 and r["classes_covered"] == 10
+    assert r["class_agreement"] is None  # an unconditional sample function
+
+
+def test_class_agreement_counts_samples_drawn_in_the_class_their_seed_asked_for(digits):
+    images, labels = digits
+    grid = Grid(32, 32)
+
+    def sample_fn(n, seed, g):
+        return images[seed:seed + n]
+
+    def run(asked):
+        opts = EvalOptions(grid=grid, num_samples=400, batch_size=128, progress=False, seed_classes=asked)
+        return evaluate(sample_fn, ["coverage"], opts)["coverage"]["class_agreement"]
+
+    assert run(lambda seeds: labels[seeds]) > 0.97  # the classifier reads the real digits' own labels
+    assert run(lambda seeds: (labels[seeds] + 1) % 10) < 0.03  # every sample one class off
+    half = run(lambda seeds: torch.where(torch.tensor(seeds) < 200, labels[seeds], (labels[seeds] + 1) % 10))
+    assert 0.45 < half < 0.52

@@ -144,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         real_vs_real,
         to_json,
     )
-    from posgen.sampling import load, make_sample_fn
+    from posgen.sampling import load, make_sample_fn, seed_classes
 
     if args.out:
         results_file(args.out)
@@ -195,6 +195,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options = render_options(args)
         refusing(lambda: G.check(RenderOptions(**options), grid, args.checkpoint))
         sample_fn = make_sample_fn(G, **options)
+        opts.seed_classes = seed_classes(G, options.get("label"))
         results = evaluate(sample_fn, names, opts, data=data, training_size=(res, res))
     record.update({"data": data.source, "size": list(grid.size), "zoom": zoom, "shift": list(args.shift or (0, 0)),
                    "rotate": canvas.rotate, "noise": args.noise or "const", "truncation": args.truncation or 1.0, "num_samples": args.num_samples,

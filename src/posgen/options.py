@@ -156,6 +156,8 @@ def render_options(args: argparse.Namespace) -> dict:
         options["steps"] = args.steps
     if getattr(args, "sampler", None) is not None:
         options["sampler"] = args.sampler
+    if getattr(args, "label", None) is not None:
+        options["label"] = args.label
     return options
 
 
@@ -166,7 +168,8 @@ def refusing(fn):
     except CapabilityError as e:
         raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
                          .replace("chunk_points", "--chunk-points")
-                         .replace("steps needs", "--steps/--sampler needs")) from None
+                         .replace("steps needs", "--steps/--sampler needs")
+                         .replace("label needs", "--class needs").replace("label ", "--class ", 1)) from None
 
 
 def _writable_folder(folder: Path, option: str, path: str, create: bool = False) -> None:
@@ -297,6 +300,8 @@ def add_render_options(s: argparse.ArgumentParser) -> None:
                    help="sampling steps of an iterative sampler (ddpm; default from the model's config)")
     s.add_argument("--sampler", choices=["ddpm", "ddim"],
                    help="ddpm: ancestral (respaced when --steps < T); ddim: deterministic (ddpm models only)")
+    s.add_argument("--class", dest="label", type=int, metavar="K",
+                   help="draw class K from every seed (class-conditional models; default: the class each seed carries)")
 
 
 # a value that starts with "-" but is a number (argparse would read "-3,2" or "-inf" as an option)

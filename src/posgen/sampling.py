@@ -76,6 +76,16 @@ def make_sample_fn(G: Generator, **options) -> SampleFn:
     return sample_fn
 
 
+def seed_classes(G: Generator, label: int | None = None) -> Callable[[list[int]], torch.Tensor] | None:
+    """For a class-conditional generator, seeds -> the class each draws (all `label` when one is asked
+    for); None for other generators."""
+    if "classes" not in G.capabilities:
+        return None
+    if label is not None:
+        return lambda seeds: torch.full((len(seeds),), label, dtype=torch.long)
+    return lambda seeds: G.mapping.classes(G.latents(seeds))
+
+
 class Loaded(NamedTuple):
     G: Generator
     config: object  # posgen.config.RunConfig

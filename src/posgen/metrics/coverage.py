@@ -9,7 +9,9 @@ argmax; the result reports
 - `classes_covered`: how many classes hold at least `min_fraction` (5 %) of the samples,
 - `entropy` (nats) of the class histogram and `entropy_normalized` = entropy / log 10
   (1 = uniform over the ten digits, 0 = one digit),
-- `mean_confidence`: mean softmax probability of the chosen class (blobs score low).
+- `mean_confidence`: mean softmax probability of the chosen class (blobs score low),
+- `class_agreement` (class-conditional generators only, else None): the fraction of samples the
+  classifier puts in the class their latent asked for.
 
 Placement says where a model draws, for a spatial-bias study (Choi et al. App. C.1: the digits
 live in the top-left region of the canvas). Each pixel's *ink* is its HSV value (max over RGB,
@@ -22,7 +24,7 @@ data's biased region. The result averages these over the images that have ink.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from tqdm import tqdm
@@ -89,16 +91,22 @@ class CoverageCounter:
         self.center = torch.zeros(2, dtype=torch.float64)
         self.quarters = torch.zeros(4, dtype=torch.float64)
         self.in_region = 0.0
+        self.asked = 0
+        self.agreed = 0
 
     @torch.no_grad()
-    def add(self, images: torch.Tensor) -> torch.Tensor:
-        """Count a batch of images [N, C, H, W] in [-1, 1]; returns its predicted labels [N]."""
+    def add(self, images: torch.Tensor, asked: torch.Tensor | None = None) -> torch.Tensor:
+        """Count a batch of images [N, C, H, W] in [-1, 1] (and, for a conditional generator, the classes
+        `asked` [N] of their latents); returns its predicted labels [N]."""
         device = next(self.classifier.parameters()).device
         probs = self.classifier.logits(images.to(device)).float().softmax(dim=1).cpu()  # [N, 10]
         conf, labels = probs.max(dim=1)
         self.counts += torch.bincount(labels, minlength=NUM_CLASSES).double()
         self.confidence += conf.double().sum().item()
         self.n += len(images)
+        if asked is not None:
+            self.asked += len(images)
+            self.agreed += int((labels == asked.cpu()).sum())
         p = placement(images.cpu(), self.region, self.floor)
         has = p["mass"] > 0
         self.inked += int(has.sum())
@@ -124,6 +132,7 @@ class CoverageCounter:
             "entropy": entropy,
             "entropy_normalized": entropy / math.log(NUM_CLASSES),
             "mean_confidence": self.confidence / self.n,
+            "class_agreement": self.agreed / self.asked if self.asked else None,
             "placement": {
                 "center_y": cy, "center_x": cx,  # canvas-relative, (0, 0) = top-left corner
                 "quarters": dict(zip(QUARTERS, (self.quarters / k).tolist())),
@@ -147,10 +156,12 @@ def coverage_of_batches(batches: Iterable[torch.Tensor], classifier: DigitsFeatu
 
 def coverage(sample_fn, grid: Grid, num_samples: int, batch_size: int = 64, seed: int = 0,
              region: tuple[int, int, int, int] | None = None, device: str = "cpu",
-             min_fraction: float = MIN_FRACTION, progress: bool = True) -> dict:
+             min_fraction: float = MIN_FRACTION, progress: bool = True,
+             seed_classes: Callable[[list[int]], torch.Tensor] | None = None) -> dict:
     """Coverage (module doc) of `num_samples` images of `sample_fn(batch_size, seed, grid)` (seeds
     seed .. seed + num_samples - 1), quantised to 8 bits like real images; `region` is the data's
-    biased region in output pixels of `grid` (top, left, height, width)."""
+    biased region in output pixels of `grid` (top, left, height, width); `seed_classes(seeds)`: the
+    classes a class-conditional generator draws for those seeds (gives `class_agreement`)."""
     from posgen.metrics.evaluate import quantize  # evaluate imports the METRICS table, which imports this
 
     if num_samples < 1:
@@ -158,7 +169,8 @@ def coverage(sample_fn, grid: Grid, num_samples: int, batch_size: int = 64, seed
     counter = CoverageCounter(load_digits_extractor(device=device), region, min_fraction)
     with tqdm(total=num_samples, desc="coverage", unit="img", disable=not progress, leave=False) as bar:
         for b0 in range(0, num_samples, batch_size):
-            images = quantize(sample_fn(min(batch_size, num_samples - b0), seed + b0, grid))
-            counter.add(images)
+            n = min(batch_size, num_samples - b0)
+            images = quantize(sample_fn(n, seed + b0, grid))
+            counter.add(images, seed_classes(list(range(seed + b0, seed + b0 + n))) if seed_classes else None)
             bar.update(len(images))
     return counter.result()

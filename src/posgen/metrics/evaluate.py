@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class EvalOptions:
     plot_prefix: Path | None = None  # plots go to f"{prefix}.{name}.png"
     cache_dir: Path | None = field(default_factory=lambda: cache_root() / "stats")
     progress: bool = True
+    seed_classes: Callable[[list[int]], torch.Tensor] | None = None  # a class-conditional G: the class each seed draws
 
     def plot_path(self, name: str) -> Path | None:
         return None if self.plot_prefix is None else Path(f"{self.plot_prefix}.{name}.png")
@@ -64,7 +65,7 @@ class EvalOptions:
 
     def coverage_args(self) -> dict:
         return {"grid": self.grid, "num_samples": self.num_samples, "batch_size": self.batch_size, "seed": self.seed,
-                "region": self.region, "device": self.device, "progress": self.progress}
+                "region": self.region, "device": self.device, "progress": self.progress, "seed_classes": self.seed_classes}
 
     def shift_consistency_args(self) -> dict:
         if self.region is None:

@@ -35,6 +35,7 @@ from torch import nn
 
 from posgen.errors import CapabilityError
 from posgen.grid import Grid, PointGrid
+from posgen.ops.mapping import MappingNetwork, with_class
 from posgen.ops.noise import NoiseMode
 
 # capability -> what a generator needs to have it (the second half of a refusal)
@@ -50,6 +51,7 @@ CAPABILITIES: dict[str, str] = {
     "mixing": "a generator with per-layer styles",
     "noise": "a generator with noise inputs",
     "steps": "an iterative sampler (ddpm)",
+    "classes": "a class-conditional generator (trained with model.num_classes)",
 }
 
 
@@ -59,7 +61,8 @@ class RenderOptions:
 
     truncation_psi: "truncation"; noise_mode: "noise" (default "const": a fixed field aligned with
     the grid); chunk_points: "chunks" (at most that many points per pass, bounding memory);
-    steps / sampler: "steps"; on_tile(points): progress callback for families that render in chunks.
+    steps / sampler: "steps"; label: "classes" (every latent draws this class, keeping the rest of
+    its z); on_tile(points): progress callback for families that render in chunks.
     """
 
     truncation_psi: float = 1.0
@@ -67,6 +70,7 @@ class RenderOptions:
     chunk_points: int | None = None
     steps: int | None = None
     sampler: str | None = None
+    label: int | None = None
     on_tile: Callable[[int], None] | None = None
 
 
@@ -81,6 +85,8 @@ def requested_capabilities(options: RenderOptions, grid: Grid | PointGrid | None
         asked["chunks"] = "chunk_points"
     if options.steps is not None or options.sampler is not None:
         asked["steps"] = "steps"
+    if options.label is not None:
+        asked["classes"] = "label"
     if isinstance(grid, PointGrid):
         asked["points"] = "a PointGrid"
     return asked
@@ -145,6 +151,11 @@ class Generator(nn.Module):
         """Refuse, in one line, any option or grid this family cannot render."""
         for capability, option in requested_capabilities(options, grid).items():
             require(self, capability, option, model)
+        if options.label is not None:
+            classes = self.mapping.num_classes
+            if not (isinstance(options.label, int) and 0 <= options.label < classes):
+                raise CapabilityError(f"label {options.label} is not a class of {model or 'this model'}: "
+                                      f"it draws classes 0..{classes - 1}")
 
 
 # ATen computes a float32 convolution whose batch-1 input has at most this many elements (3x3 kernels; any
@@ -182,8 +193,15 @@ class MappedGenerator(Generator):
     ws [N, num_ws, w_dim] (StyleGAN2, CIPS, StyleGAN3). Its latent is z [N, z_dim]; it
     implements `synthesize(ws, grid, options)`."""
 
-    mapping: nn.Module
+    mapping: MappingNetwork
     num_ws: int
+
+    def build_mapping(self, cfg) -> MappingNetwork:
+        """The mapping network of a family config (z_dim, w_dim, mapping_layers, mapping_lr_multiplier,
+        num_classes); a class-conditional one adds the "classes" capability to this generator."""
+        if cfg.num_classes:
+            self.capabilities = type(self).capabilities | {"classes"}
+        return MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier, cfg.num_classes)
 
     def latents(self, seeds: Sequence[int], grid: Grid | PointGrid | None = None) -> torch.Tensor:
         return seed_normal(seeds, (self.cfg.z_dim,))
@@ -191,6 +209,8 @@ class MappedGenerator(Generator):
     def render(self, latents: torch.Tensor, grid: Grid | PointGrid | None = None,
                options: RenderOptions = RenderOptions()) -> torch.Tensor:
         self.check(options, grid)
+        if options.label is not None:
+            latents = with_class(latents, options.label, self.mapping.num_classes)
         w = self.mapping(latents, options.truncation_psi)
         return self.synthesize(w.unsqueeze(1).expand(-1, self.num_ws, -1), grid, options)
 

@@ -34,7 +34,7 @@ from torch import nn
 from posgen.encodings import FourierFeatures, LearnedConstant
 from posgen.grid import Grid, PointGrid
 from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions, lattice_points, min_tile_side
-from posgen.ops import MappingNetwork, ModulatedConv2d, ToRGB
+from posgen.ops import ModulatedConv2d, ToRGB
 
 # Table 3 of Anokhin et al.: each column as CIPSConfig fields ("main" is the paper's default).
 TABLE3_VARIANTS: dict[str, dict] = {
@@ -54,6 +54,7 @@ class CIPSConfig:
     w_dim: int = 512
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
+    num_classes: int = 0           # > 0: class-conditional mapping, the class carried by z (ops/mapping.py)
     width: int = 512               # hidden channels of every ModFC layer (Sec. 4.1)
     num_layers: int = 14           # ModFC layers after the input projection, in pairs (Sec. 4.1, App. A)
     fourier_channels: int = 512    # e_fo channels (Eq. 3)
@@ -123,7 +124,7 @@ class Generator(MappedGenerator):
         self.cfg = cfg
         self.resolution = cfg.resolution
         self.num_ws = cfg.num_layers + 2
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+        self.mapping = self.build_mapping(cfg)
         canvas = (cfg.resolution, cfg.resolution)
         self.fourier = (FourierFeatures(cfg.fourier_channels, canvas, circumference=cfg.circumference or None,
                                         bias=cfg.fourier_bias) if cfg.fourier else None)

@@ -1,6 +1,6 @@
 """Residual StyleGAN2 discriminator (Karras et al. 2020) with minibatch standard deviation,
-and the 2x2 adaptive average pool of Xu et al. Sec. 3.5 (MS-PIE) so that one D takes
-several input sizes.
+the 2x2 adaptive average pool of Xu et al. Sec. 3.5 (MS-PIE) so that one D takes several input
+sizes, PacGAN packing and, for class-conditional runs, the projection head of StyleGAN2-ADA.
 """
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ class DiscriminatorConfig:
     mbstd_channels: int = 1
     adaptive_pool: bool = False  # Xu et al. 3.5: 2x2 adaptive average pool before the linear layers
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images of one kind, stacked along channels
+    num_classes: int = 0  # > 0: D(x, c) by projection onto an embedding of the classes (StyleGAN2-ADA)
 
     def validate(self) -> None:
         if self.pack < 1:
             raise ValueError(f"discriminator.pack must be >= 1, got {self.pack}")
+        if self.num_classes < 0 or self.num_classes == 1:
+            raise ValueError(f"discriminator.num_classes must be 0 (unconditional) or at least 2, got {self.num_classes}")
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
@@ -65,10 +68,15 @@ def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor
 
 
 class Discriminator(nn.Module):
-    """D(images) -> logits [N / pack]. Takes `resolution`-sized inputs, or any multiple-of-4 size
+    """D(images, classes) -> logits [N / pack]. Takes `resolution`-sized inputs, or any multiple-of-4 size
     whose downsampled feature is at least 2x2 when `adaptive_pool` is on. With `pack` > 1, images
     n*pack .. n*pack + pack - 1 are stacked along channels and judged together (PacGAN): a collapsed
-    G gives packs of near-identical images, which D can tell from packs of distinct real ones."""
+    G gives packs of near-identical images, which D can tell from packs of distinct real ones.
+
+    With `num_classes` K > 0, `classes` (int64 [N]) are required and D is conditional by projection
+    (Miyato & Koyama 2018, as in StyleGAN2-ADA's D epilogue): the last layer gives a feature vector f of
+    c4 channels, the classes of a pack (its K-way one-hots side by side) are embedded to e of the same
+    size, and the logit is <f, e> / sqrt(c4)."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -83,9 +91,10 @@ class Discriminator(nn.Module):
         self.conv = EqualConv2d(c4 + cfg.mbstd_channels, c4, 3, padding=1, activation=True)
         side = 2 if cfg.adaptive_pool else 4
         self.fc = EqualLinear(c4 * side * side, c4, activation=True)
-        self.out = EqualLinear(c4, 1)
+        self.out = EqualLinear(c4, c4 if cfg.num_classes else 1)
+        self.embed = EqualLinear(cfg.num_classes * cfg.pack, c4) if cfg.num_classes else None
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         r = self.cfg.resolution
         if img.ndim != 4 or img.shape[1] != self.cfg.img_channels:
             raise ValueError(f"discriminator expects [N, {self.cfg.img_channels}, H, W], got {tuple(img.shape)}")
@@ -99,4 +108,14 @@ class Discriminator(nn.Module):
         x = self.conv(minibatch_stddev(x, self.cfg.mbstd_group, self.cfg.mbstd_channels))
         if self.cfg.adaptive_pool:
             x = F.adaptive_avg_pool2d(x, 2)  # [N, C, 2, 2]
-        return self.out(self.fc(x.flatten(1))).squeeze(1)
+        x = self.out(self.fc(x.flatten(1)))
+        if self.embed is None:
+            if classes is not None:
+                raise ValueError("this discriminator is unconditional (num_classes 0): it takes no classes")
+            return x.squeeze(1)
+        k = self.cfg.num_classes
+        if classes is None or classes.shape != (n,):
+            raise ValueError(f"a class-conditional discriminator needs one class per image ([{n}]), got "
+                             f"{None if classes is None else tuple(classes.shape)}")
+        onehot = F.one_hot(classes.to(img.device).long(), k).to(x.dtype).reshape(n // self.cfg.pack, self.cfg.pack * k)
+        return (x * self.embed(onehot)).sum(1) / math.sqrt(x.shape[1])

@@ -25,7 +25,7 @@ from posgen.encodings import CartesianGrid, LearnedConstant, SinusoidalEncoding
 from posgen.grid import Grid
 from posgen.errors import CapabilityError
 from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions, min_tile_side
-from posgen.ops import EqualConv2d, MappingNetwork, ModulatedConv2d, ToRGB, upsample2x
+from posgen.ops import EqualConv2d, ModulatedConv2d, ToRGB, upsample2x
 from posgen.ops.noise import NoiseMode
 from posgen.ops.resample import center_crop
 
@@ -39,6 +39,7 @@ class StyleGAN2Config:
     w_dim: int = 512
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
+    num_classes: int = 0           # > 0: class-conditional mapping, the class carried by z (ops/mapping.py)
     channel_base: int = 16384      # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int = 512
     img_channels: int = 3
@@ -131,7 +132,7 @@ class Generator(MappedGenerator):
         self.num_scales = int(math.log2(cfg.resolution)) - 1  # 4x4 .. resolution
         self.resolutions = [4 * 2**k for k in range(self.num_scales)]
         self.num_ws = 2 * self.num_scales
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+        self.mapping = self.build_mapping(cfg)
         c4 = cfg.channels(4)
         self.input = _encoding(cfg.input, c4, 4, cfg)  # Choi Eq. 4: h^1 = G^0(PE^0, w^0)
         self.conv_in = ModulatedConv2d(self.input.out_channels, c4, 3, cfg.w_dim, padding=cfg.padding,

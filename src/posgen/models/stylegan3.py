@@ -36,7 +36,7 @@ from torch import nn
 
 from posgen.grid import Grid
 from posgen.models.base import COORD_BYTES, MappedGenerator, RenderOptions
-from posgen.ops import EqualLinear, MappingNetwork, ModulatedConv2d
+from posgen.ops import EqualLinear, ModulatedConv2d
 from posgen.ops.filters import FilteredLeakyReLU
 
 
@@ -47,6 +47,7 @@ class StyleGAN3Config:
     w_dim: int = 512
     mapping_layers: int = 2         # Sec. 3.1: the shorter mapping of StyleGAN2-ADA
     mapping_lr_multiplier: float = 0.01
+    num_classes: int = 0           # > 0: class-conditional mapping, the class carried by z (ops/mapping.py)
     img_channels: int = 3
     equivariance: Literal["translation", "rotation"] = "translation"  # config T or R
     num_layers: int = 14            # N synthesis layers (Sec. 3.2: N = 14 at every resolution)
@@ -197,7 +198,7 @@ class Generator(MappedGenerator):
         self.specs = layer_schedule(cfg)
         n = cfg.num_layers
         self.num_ws = n + 2  # input, N layers, to-RGB
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_multiplier)
+        self.mapping = self.build_mapping(cfg)
         s0 = self.specs[0]
         self.input = SynthesisInput(cfg.w_dim, s0.channels, s0.cutoff, s0.rate, cfg.resolution)
         radial = cfg.equivariance == "rotation"

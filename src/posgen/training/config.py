@@ -186,6 +186,12 @@ class GANTrainConfig(TrainConfig):
         if run.discriminator.resolution != run.model.resolution:
             raise ValueError(f"discriminator.resolution ({run.discriminator.resolution}) must equal "
                              f"model.resolution ({run.model.resolution})")
+        g_classes, d_classes = getattr(run.model, "num_classes", None), run.discriminator.num_classes
+        if d_classes and g_classes is None:
+            raise ValueError(f"discriminator.num_classes needs a generator with a mapping network; "
+                             f"this is a {run.family} model")
+        if (g_classes or 0) != d_classes:
+            raise ValueError(f"model.num_classes ({g_classes}) and discriminator.num_classes ({d_classes}) must agree")
         pack = getattr(run.discriminator, "pack", 1)
         if self.batch_size % pack:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be a multiple of discriminator.pack ({pack})")

@@ -64,6 +64,15 @@ class GANTrainer:
         self.dataset = open_dataset(cfg.data, (self.res, self.res))
         if len(self.dataset) == 0:
             raise TrainingError(f"data source {cfg.data.source} is empty")
+        self.conditional = cfg.discriminator.num_classes > 0
+        if self.conditional:
+            labels = getattr(self.dataset, "labels", None)
+            if labels is None:
+                raise ConfigError(f"a class-conditional run (num_classes {cfg.discriminator.num_classes}) needs a "
+                                  f"labelled data source; {cfg.data.source} has no classes")
+            if int(labels.max()) >= cfg.discriminator.num_classes or int(labels.min()) < 0:
+                raise ConfigError(f"{cfg.data.source} has classes 0..{int(labels.max())}: "
+                                  f"num_classes {cfg.discriminator.num_classes} is too few")
         self.ranks = ranks()
         self.ranks.local_batch(t.batch_size)
         if self.ranks.world_size > 1 and self.loss.augment is not None:
@@ -132,6 +141,7 @@ class GANTrainer:
         grid = self._grid(step, size)
         torch.manual_seed((self.seed * 7919 + step) * rk.world_size + rk.rank)  # noise inputs, each rank its own
         reals = self._reals(step, d_size)
+        real_classes = self.dataset.labels[self._indices(step)].to(self.device) if self.conditional else None
 
         kimg = self.kimg
         self.G.requires_grad_(True)
@@ -139,7 +149,8 @@ class GANTrainer:
         with self.precision.autocast():
             ws, z = self._ws(step)
             fakes = resize(self._render(ws, grid), d_size)
-            loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G))
+            fake_classes = self.G.mapping.classes(z) if self.conditional else None
+            loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G), fake_classes)
             if t.diversity > 0:
                 loss_G = loss_G + t.diversity * mode_seeking_loss(fakes, z)
         self.opt_G.zero_grad(set_to_none=True)
@@ -153,8 +164,8 @@ class GANTrainer:
         self.D.requires_grad_(True)
         do_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
         with self.precision.autocast():
-            loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
-                                                         step_generator(self.seed, step, _AUGMENT_D))
+            loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1, step_generator(self.seed, step, _AUGMENT_D),
+                                                         real_classes, fake_classes)
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler_D.scale(loss_D).backward()
         loss_D = rk.reduce(self.D.parameters(), loss_D)

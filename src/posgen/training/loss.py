@@ -35,23 +35,27 @@ class StyleGANLoss:
             images = gaussian_blur(images, sigma)
         return self.augment(images, generator) if self.augment is not None else images
 
-    def discriminate(self, images: torch.Tensor, kimg: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.D(self.d_input(images, kimg, generator))
+    def discriminate(self, images: torch.Tensor, kimg: float, generator: torch.Generator | None = None,
+                     classes: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits for `images` (and their `classes`, for a class-conditional D)."""
+        return self.D(self.d_input(images, kimg, generator), classes)
 
-    def generator_loss(self, fakes: torch.Tensor, kimg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generator_loss(self, fakes: torch.Tensor, kimg: float, generator: torch.Generator | None = None,
+                       classes: torch.Tensor | None = None) -> torch.Tensor:
         """Non-saturating loss softplus(-D(G(z)))."""
-        return F.softplus(-self.discriminate(fakes, kimg, generator)).mean()
+        return F.softplus(-self.discriminate(fakes, kimg, generator, classes)).mean()
 
     def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float, r1: bool,
-                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                           generator: torch.Generator | None = None, real_classes: torch.Tensor | None = None,
+                           fake_classes: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """softplus(D(fake)) + softplus(-D(real)), plus the lazy R1 penalty on reals when `r1`
         (gamma/2 * |grad D(real)|^2, scaled by the interval; with ADA, the gradient of D on the
         augmented reals with respect to the clean ones). With ADA, the reals' mean logit sign
-        (r_t) then moves the augmentation probability p."""
+        (r_t) then moves the augmentation probability p. A class-conditional D takes each image's class."""
         t = self.cfg
         reals = reals.detach().requires_grad_(r1)
-        real_logits = self.discriminate(reals, kimg, generator)
-        fake_logits = self.discriminate(fakes.detach(), kimg, generator)
+        real_logits = self.discriminate(reals, kimg, generator, real_classes)
+        fake_logits = self.discriminate(fakes.detach(), kimg, generator, fake_classes)
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         stats = {"loss/D": loss.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item(),
                  "D/real_sign": real_logits.sign().mean().item()}

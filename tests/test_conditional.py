@@ -1,0 +1,157 @@
+"""Class-conditional GANs: the class carried by z, the conditional mapping, the projection D, the
+trainer feeding D each image's class, and `--class` in the CLI."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_run
+from posgen.cli import main
+from posgen.config import apply_overrides
+from posgen.errors import CapabilityError, ConfigError
+from posgen.families import FAMILIES
+from posgen.models.discriminator import Discriminator, DiscriminatorConfig
+from posgen.ops.mapping import MappingNetwork, latent_classes, with_class
+from posgen.sampling import load, render_seeds
+from posgen.training.gan import _LATENT, GANTrainer
+from posgen.training.multiscale import step_generator
+
+CONDITIONAL = ("model.num_classes=10", "discriminator.num_classes=10")
+
+
+def test_latents_carry_uniform_classes_and_with_class_moves_only_the_first_coordinate():
+    z = torch.randn(200_000, 4, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(latent_classes(z, 10), minlength=10) / len(z)
+    assert (counts - 0.1).abs().max() < 0.003  # binomial std at 200k: 0.0007
+    moved = with_class(z[:1000], 7, 10)
+    assert (latent_classes(moved, 10) == 7).all()
+    assert torch.equal(moved[:, 1:], z[:1000, 1:])
+    back = with_class(moved, latent_classes(z[:1000], 10), 10)  # the same place inside the cell: a round trip
+    assert torch.allclose(back, z[:1000], atol=1e-4)
+    with pytest.raises(ValueError, match=r"classes must be integers in \[0, 10\)"):
+        with_class(z[:2], 10, 10)
+
+
+def test_the_unconditional_mapping_keeps_its_weights_and_the_conditional_one_reads_the_class():
+    plain = MappingNetwork(8, 16, 2, 0.01)
+    assert set(plain.state_dict()) == {"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "w_avg"}
+    with pytest.raises(ValueError, match="unconditional"):
+        plain.classes(torch.zeros(1, 8))
+    m = MappingNetwork(8, 16, 2, 0.01, num_classes=10)
+    z = torch.randn(6, 8)
+    w = m(z)
+    other = m(with_class(z, (latent_classes(z, 10) + 5) % 10, 10))
+    assert not torch.allclose(w, other)
+    # the conditional input is z and the normalised class embedding side by side (StyleGAN2-ADA)
+    x = torch.cat([F.normalize(z, dim=1) * math.sqrt(8),
+                   F.normalize(m.embed(F.one_hot(latent_classes(z, 10), 10).float()), dim=1) * math.sqrt(16)], 1)
+    assert torch.allclose(w, m.layers(x), atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        MappingNetwork(8, 16, 2, 0.01, num_classes=1)
+
+
+def test_the_projection_discriminator_scores_each_pack_with_its_classes():
+    torch.manual_seed(0)
+    D = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16, num_classes=10, pack=2))
+    x = torch.randn(4, 3, 16, 16)
+    c = torch.tensor([1, 2, 3, 4])
+    logits = D(x, c)
+    assert logits.shape == (2,)
+    assert not torch.allclose(logits[0], D(x, torch.tensor([2, 1, 3, 4]))[0])  # a pack's classes are ordered
+    assert torch.equal(D(x, torch.tensor([1, 2, 9, 9]))[0], logits[0])  # ... and belong to their pack only
+    # the logit is <features, embedded classes> / sqrt(channels)
+    features = {}
+    D.out.register_forward_hook(lambda mod, inp, out: features.setdefault("f", out))
+    D(x, c)
+    onehot = F.one_hot(c, 10).float().reshape(2, 20)
+    assert torch.allclose(logits, (features["f"] * D.embed(onehot)).sum(1) / math.sqrt(16), atol=1e-6)
+    with pytest.raises(ValueError, match=r"needs one class per image \(\[4\]\), got None"):
+        D(x)
+    plain = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16))
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(x, c)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.num_classes=10"], r"model.num_classes \(10\) and discriminator.num_classes \(0\) must agree"),
+    (["discriminator.num_classes=1", "model.num_classes=1"], "discriminator.num_classes must be 0 .* or at least 2"),
+])
+def test_mismatched_class_counts_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(tiny_run(), overrides).validate()
+
+
+def test_a_generator_without_mapping_cannot_be_conditional():
+    with pytest.raises(ConfigError, match="discriminator.num_classes needs a generator with a mapping network; "
+                                          "this is a dcgan model"):
+        tiny_run("digits-dcgan-nopad-spe", "discriminator.num_classes=10")
+
+
+def test_a_conditional_run_on_unlabelled_data_is_refused_before_training():
+    cfg = tiny_run("panorama-cips", *CONDITIONAL)
+    with pytest.raises(ConfigError, match="needs a labelled data source; sample:china.jpg has no classes"):
+        GANTrainer(cfg, FAMILIES[cfg.family])
+
+
+@pytest.mark.parametrize("preset", ["digits-mspe", "digits-cips"])
+def test_the_trainer_gives_d_the_class_of_every_real_and_fake_image(preset, monkeypatch):
+    cfg = tiny_run(preset, *CONDITIONAL)
+    trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=3)
+    seen = {}
+    real_G, real_D = trainer.loss.generator_loss, trainer.loss.discriminator_loss
+
+    def generator_loss(fakes, kimg, generator, classes):
+        seen["fake_classes_G"] = classes
+        return real_G(fakes, kimg, generator, classes)
+
+    def discriminator_loss(reals, fakes, kimg, r1, generator, real_classes, fake_classes):
+        seen.update(reals=reals, real_classes=real_classes, fake_classes=fake_classes)
+        return real_D(reals, fakes, kimg, r1, generator, real_classes, fake_classes)
+
+    monkeypatch.setattr(trainer.loss, "generator_loss", generator_loss)
+    monkeypatch.setattr(trainer.loss, "discriminator_loss", discriminator_loss)
+    trainer.train_step()
+    idx = trainer._indices(0)
+    assert torch.equal(seen["real_classes"], trainer.dataset.labels[idx])
+    assert torch.allclose(seen["reals"], trainer.dataset.images[idx].float() / 127.5 - 1)
+    # the fakes' classes are those their latents carry, the same for G's and D's loss
+    z = torch.randn(2, cfg.train.batch_size, cfg.model.z_dim, generator=step_generator(3, 0, _LATENT))[0]
+    assert torch.equal(seen["fake_classes_G"], latent_classes(z, 10))
+    assert torch.equal(seen["fake_classes"], seen["fake_classes_G"])
+
+
+def test_a_conditional_run_trains_resumes_and_draws_the_asked_class_from_the_cli(tmp_path, capsys):
+    from posgen.training.loop import train
+
+    out = tmp_path / "run"
+    train(tiny_run("digits-mspe", *CONDITIONAL), out, seed=1, progress=False)
+    G, _, _ = load(str(out), "cpu")
+    assert "classes" in G.capabilities and "classes" not in FAMILIES["stylegan2"].generator.capabilities
+    asked = render_seeds(G, [0, 1, 2], label=4)
+    latents = G.latents([0, 1, 2])
+    assert torch.equal(asked, G.render(with_class(latents, 4, 10)))  # the option moves z into class 4's cell
+    assert not torch.allclose(asked, render_seeds(G, [0, 1, 2]))
+    assert main(["generate", "--checkpoint", str(out), "--seeds", "0-1", "--class", "4", "--out", str(tmp_path / "g")]) == 0
+    assert main(["generate", "--checkpoint", str(out), "--class", "10", "--out", str(tmp_path / "h")]) == 2
+    assert "--class 10 is not a class of" in capsys.readouterr().err
+    with pytest.raises(CapabilityError, match="it draws classes 0..9"):
+        render_seeds(G, [0], label=-1)
+    # evaluate reports how often the classifier reads the class each seed asked for
+    report = tmp_path / "eval.json"
+    for extra in ([], ["--class", "2"]):
+        assert main(["evaluate", "--checkpoint", str(out), "--metrics", "coverage", "--num-samples", "24",
+                     "--out", str(report), *extra]) == 0
+    free, asked = (json.loads(line)["results"]["coverage"] for line in report.read_text().splitlines())
+    assert 0 <= free["class_agreement"] <= 1
+    assert asked["class_agreement"] == pytest.approx(asked["fractions"][2], abs=1e-6)  # every seed asked for a 2
+
+
+def test_class_option_on_an_unconditional_model_is_refused_in_one_line(trained_run, tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(trained_run), "--class", "3", "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--class needs a class-conditional generator (trained with model.num_classes); "
+                        f"{trained_run} is a stylegan2 model"), err
+    assert len(err.splitlines()) == 1
+
