@@ -74,9 +74,33 @@ def test_the_projection_discriminator_scores_each_pack_with_its_classes():
         plain(x, c)
 
 
+def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_and_d():
+    from posgen.training.config import GANTrainConfig
+    from posgen.training.loss import StyleGANLoss
+
+    torch.manual_seed(1)
+    D = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16, num_classes=10, pack=2))
+    x, c = torch.randn(4, 3, 16, 16), torch.tensor([1, 2, 3, 4])
+    logits, class_logits = D(x, c, classify=True)
+    assert torch.equal(logits, D(x, c)) and class_logits.shape == (4, 10)
+    features = {}
+    D.fc.register_forward_hook(lambda mod, inp, out: features.setdefault("h", out))
+    D(x, c)
+    assert torch.allclose(class_logits, D.classifier(features["h"]).reshape(4, 10))  # pack row -> its images' rows
+    plain = StyleGANLoss(D, GANTrainConfig(class_weight=0))
+    weighted = StyleGANLoss(D, GANTrainConfig(class_weight=0.5))
+    ce = F.cross_entropy(class_logits, c)
+    assert torch.allclose(weighted.generator_loss(x, 0, None, c), plain.generator_loss(x, 0, None, c) + 0.5 * ce)
+    loss_w, stats = weighted.discriminator_loss(x, x.flip(0), 0, False, None, c, c.flip(0))
+    loss_p, _ = plain.discriminator_loss(x, x.flip(0), 0, False, None, c, c.flip(0))
+    assert torch.allclose(loss_w, loss_p + 0.5 * ce) and stats["D/class_loss"] == pytest.approx(ce.item())
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.num_classes=10"], r"model.num_classes \(10\) and discriminator.num_classes \(0\) must agree"),
     (["discriminator.num_classes=1", "model.num_classes=1"], "discriminator.num_classes must be 0 .* or at least 2"),
+    (["train.class_weight=1"], "train.class_weight needs a class-conditional run"),
+    ([*CONDITIONAL, "train.class_weight=-1"], "train.class_weight must be >= 0, got -1"),
 ])
 def test_mismatched_class_counts_are_refused_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -76,7 +76,9 @@ class Discriminator(nn.Module):
     With `num_classes` K > 0, `classes` (int64 [N]) are required and D is conditional by projection
     (Miyato & Koyama 2018, as in StyleGAN2-ADA's D epilogue): the last layer gives a feature vector f of
     c4 channels, the classes of a pack (its K-way one-hots side by side) are embedded to e of the same
-    size, and the logit is <f, e> / sqrt(c4)."""
+    size, and the logit is <f, e> / sqrt(c4). It also has an auxiliary classifier head (AC-GAN, Odena et
+    al. 2017) on the same features: `classify=True` returns (logits, class logits [N, K]), one row
+    per image of each pack; the trainer uses it when `train.class_weight` > 0."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -93,8 +95,10 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(c4 * side * side, c4, activation=True)
         self.out = EqualLinear(c4, c4 if cfg.num_classes else 1)
         self.embed = EqualLinear(cfg.num_classes * cfg.pack, c4) if cfg.num_classes else None
+        self.classifier = EqualLinear(c4, cfg.num_classes * cfg.pack) if cfg.num_classes else None
 
-    def forward(self, img: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, classes: torch.Tensor | None = None,
+                classify: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r = self.cfg.resolution
         if img.ndim != 4 or img.shape[1] != self.cfg.img_channels:
             raise ValueError(f"discriminator expects [N, {self.cfg.img_channels}, H, W], got {tuple(img.shape)}")
@@ -108,9 +112,10 @@ class Discriminator(nn.Module):
         x = self.conv(minibatch_stddev(x, self.cfg.mbstd_group, self.cfg.mbstd_channels))
         if self.cfg.adaptive_pool:
             x = F.adaptive_avg_pool2d(x, 2)  # [N, C, 2, 2]
-        x = self.out(self.fc(x.flatten(1)))
+        features = self.fc(x.flatten(1))
+        x = self.out(features)
         if self.embed is None:
-            if classes is not None:
+            if classes is not None or classify:
                 raise ValueError("this discriminator is unconditional (num_classes 0): it takes no classes")
             return x.squeeze(1)
         k = self.cfg.num_classes
@@ -118,4 +123,5 @@ class Discriminator(nn.Module):
             raise ValueError(f"a class-conditional discriminator needs one class per image ([{n}]), got "
                              f"{None if classes is None else tuple(classes.shape)}")
         onehot = F.one_hot(classes.to(img.device).long(), k).to(x.dtype).reshape(n // self.cfg.pack, self.cfg.pack * k)
-        return (x * self.embed(onehot)).sum(1) / math.sqrt(x.shape[1])
+        logits = (x * self.embed(onehot)).sum(1) / math.sqrt(x.shape[1])
+        return (logits, self.classifier(features).reshape(n, k)) if classify else logits

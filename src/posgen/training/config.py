@@ -153,6 +153,7 @@ class GANTrainConfig(TrainConfig):
 
     lr: float = 2e-3               # G and D
     d_lr_multiplier: float = 1.0   # D's learning rate is lr times this (two time-scale update rule, Heusel et al. 2017)
+    class_weight: float = 0.0      # class-conditional runs: weight of D's auxiliary classifier loss (AC-GAN); 0: off
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 10.0
     r1_interval: int = 16          # lazy R1 every this many D steps
@@ -169,6 +170,8 @@ class GANTrainConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.class_weight < 0:
+            raise ValueError(f"train.class_weight must be >= 0, got {self.class_weight}")
         if not self.lr > 0 or not self.d_lr_multiplier > 0 or self.r1_interval < 1:
             raise ValueError("train.lr, train.d_lr_multiplier and train.r1_interval must be positive")
         if not self.r1_gamma >= 0 or not self.blur_sigma >= 0 or not self.blur_fade_kimg > 0:
@@ -192,6 +195,8 @@ class GANTrainConfig(TrainConfig):
                              f"this is a {run.family} model")
         if (g_classes or 0) != d_classes:
             raise ValueError(f"model.num_classes ({g_classes}) and discriminator.num_classes ({d_classes}) must agree")
+        if self.class_weight and not d_classes:
+            raise ValueError("train.class_weight needs a class-conditional run (model and discriminator num_classes)")
         pack = getattr(run.discriminator, "pack", 1)
         if self.batch_size % pack:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be a multiple of discriminator.pack ({pack})")

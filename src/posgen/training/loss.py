@@ -36,14 +36,23 @@ class StyleGANLoss:
         return self.augment(images, generator) if self.augment is not None else images
 
     def discriminate(self, images: torch.Tensor, kimg: float, generator: torch.Generator | None = None,
-                     classes: torch.Tensor | None = None) -> torch.Tensor:
-        """D's logits for `images` (and their `classes`, for a class-conditional D)."""
-        return self.D(self.d_input(images, kimg, generator), classes)
+                     classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits for `images` (and their `classes`, for a class-conditional D), and D's auxiliary
+        class logits [N, K] when the loss uses them (`class_weight` > 0; else None)."""
+        x = self.d_input(images, kimg, generator)
+        if classes is not None and self.cfg.class_weight > 0:
+            return self.D(x, classes, classify=True)
+        return self.D(x, classes), None
 
     def generator_loss(self, fakes: torch.Tensor, kimg: float, generator: torch.Generator | None = None,
                        classes: torch.Tensor | None = None) -> torch.Tensor:
-        """Non-saturating loss softplus(-D(G(z)))."""
-        return F.softplus(-self.discriminate(fakes, kimg, generator, classes)).mean()
+        """Non-saturating loss softplus(-D(G(z))), plus class_weight * the cross-entropy of D's auxiliary
+        classifier on the fakes against the classes they were drawn for (AC-GAN, Odena et al. 2017)."""
+        logits, class_logits = self.discriminate(fakes, kimg, generator, classes)
+        loss = F.softplus(-logits).mean()
+        if class_logits is not None:
+            loss = loss + self.cfg.class_weight * F.cross_entropy(class_logits, classes)
+        return loss
 
     def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float, r1: bool,
                            generator: torch.Generator | None = None, real_classes: torch.Tensor | None = None,
@@ -51,14 +60,19 @@ class StyleGANLoss:
         """softplus(D(fake)) + softplus(-D(real)), plus the lazy R1 penalty on reals when `r1`
         (gamma/2 * |grad D(real)|^2, scaled by the interval; with ADA, the gradient of D on the
         augmented reals with respect to the clean ones). With ADA, the reals' mean logit sign
-        (r_t) then moves the augmentation probability p. A class-conditional D takes each image's class."""
+        (r_t) then moves the augmentation probability p. A class-conditional D takes each image's class;
+        with `class_weight` its auxiliary classifier learns the reals' classes (cross-entropy, reals only)."""
         t = self.cfg
         reals = reals.detach().requires_grad_(r1)
-        real_logits = self.discriminate(reals, kimg, generator, real_classes)
-        fake_logits = self.discriminate(fakes.detach(), kimg, generator, fake_classes)
+        real_logits, real_class_logits = self.discriminate(reals, kimg, generator, real_classes)
+        fake_logits, _ = self.discriminate(fakes.detach(), kimg, generator, fake_classes)
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         stats = {"loss/D": loss.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item(),
                  "D/real_sign": real_logits.sign().mean().item()}
+        if real_class_logits is not None:
+            class_loss = F.cross_entropy(real_class_logits, real_classes)
+            loss = loss + t.class_weight * class_loss
+            stats["D/class_loss"] = class_loss.item()
         if r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
             penalty = grad.square().sum(dim=(1, 2, 3)).mean()
