@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from conftest import tiny_run
 from posgen.cli import main
-from posgen.config import apply_overrides
 from posgen.errors import CapabilityError, ConfigError
 from posgen.families import FAMILIES
 from posgen.models.discriminator import Discriminator, DiscriminatorConfig
@@ -19,6 +18,7 @@ from posgen.training.gan import _LATENT, GANTrainer
 from posgen.training.multiscale import step_generator
 
 CONDITIONAL = ("model.num_classes=10", "discriminator.num_classes=10")
+UNCONDITIONAL = ("model.num_classes=0", "discriminator.num_classes=0", "train.class_weight=0")
 
 
 def test_latents_carry_uniform_classes_and_with_class_moves_only_the_first_coordinate():
@@ -104,7 +104,7 @@ def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_
 ])
 def test_mismatched_class_counts_are_refused_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        apply_overrides(tiny_run(), overrides).validate()
+        tiny_run("digits-mspe", *UNCONDITIONAL, *overrides)
 
 
 def test_a_generator_without_mapping_cannot_be_conditional():
@@ -172,10 +172,10 @@ def test_a_conditional_run_trains_resumes_and_draws_the_asked_class_from_the_cli
     assert asked["class_agreement"] == pytest.approx(asked["fractions"][2], abs=1e-6)  # every seed asked for a 2
 
 
-def test_class_option_on_an_unconditional_model_is_refused_in_one_line(trained_run, tmp_path, capsys):
-    assert main(["generate", "--checkpoint", str(trained_run), "--class", "3", "--out", str(tmp_path / "g")]) == 2
+def test_class_option_on_an_unconditional_model_is_refused_in_one_line(trained_cips_run, tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(trained_cips_run), "--class", "3", "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("--class needs a class-conditional generator (trained with model.num_classes); "
-                        f"{trained_run} is a stylegan2 model"), err
+                        f"{trained_cips_run} is a cips model"), err
     assert len(err.splitlines()) == 1
 

@@ -50,7 +50,10 @@ def test_overrides_are_typed_and_unknown_keys_fail():
 
 
 @pytest.mark.parametrize("preset, extra", [("digits-mspe", []), ("digits-cips", []),
-                                           ("digits-mspe", ["train.augment.enabled=true", "train.augment.speed_kimg=0.01"])])
+                                           ("digits-mspe", ["train.augment.enabled=true", "train.augment.speed_kimg=0.01",
+                                                           # unconditional, packed by 4: a D whose reals' sign rises at once
+                                                           "model.num_classes=0", "discriminator.num_classes=0",
+                                                           "train.class_weight=0", "discriminator.pack=4"])])
 def test_resume_continues_exactly(tmp_path, preset, extra):
     run = tiny_run(preset, "train.log_kimg=0.004", *extra)
     straight = train(run, tmp_path / "straight", seed=4, progress=False)
@@ -153,7 +156,7 @@ def test_a_corrupt_image_mid_run_is_named_and_the_progress_is_kept(tmp_path, mon
 
     class BreaksAtThirdStep(torch.utils.data.Dataset):
         def __init__(self, inner):
-            self.inner, self.reads = inner, 0
+            self.inner, self.reads, self.labels = inner, 0, inner.labels  # the digits' classes (conditional presets)
 
         def __len__(self):
             return len(self.inner)
