@@ -179,3 +179,16 @@ def test_class_option_on_an_unconditional_model_is_refused_in_one_line(trained_c
                         f"{trained_cips_run} is a cips model"), err
     assert len(err.splitlines()) == 1
 
+
+
+def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
+    cfg = tiny_run("digits-mspe", *CONDITIONAL, "train.diversity=0.1", "train.batch_size=8")
+    trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=5)
+    seen = []
+    real_G = trainer.loss.generator_loss
+    monkeypatch.setattr(trainer.loss, "generator_loss", lambda f, k, g, c: seen.append(c) or real_G(f, k, g, c))
+    for _ in range(3):
+        trainer.train_step()
+    for classes in seen:  # MSGAN compares two latents of one condition: halves of the batch pair up
+        assert torch.equal(classes[:4], classes[4:])
+    assert len({tuple(c[:4].tolist()) for c in seen}) > 1  # ... drawn anew each step

@@ -22,6 +22,7 @@ from posgen.errors import TrainingError
 from posgen.grid import Canvas, Grid
 from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.models.discriminator import mbstd_group
+from posgen.ops.mapping import with_class
 from posgen.sampling import render_seeds
 from posgen.training.loss import StyleGANLoss
 from posgen.errors import ConfigError
@@ -119,6 +120,9 @@ class GANTrainer:
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen)
+        if self.conditional and t.diversity > 0:  # the mode-seeking pairs (halves of the batch) share a class (MSGAN)
+            n = t.batch_size // 2
+            z[0, n:2 * n] = with_class(z[0, n:2 * n], G.mapping.classes(z[0, :n]), G.mapping.num_classes)
         z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
         if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
             return z[0], z[0]
@@ -241,7 +245,8 @@ class GANTrainer:
 def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Mode seeking (Mao et al. 2019, MSGAN Eq. 3): pairs the first half of the batch with the second and
     returns 1 / (mean |V(G(z1)) - V(G(z2))| / mean |z1 - z2|), small when images move with z. V is HSV's
-    value (the largest channel): hue alone, which the last to-RGB controls cheaply, is no diversity."""
+    value (the largest channel): hue alone, which the last to-RGB controls cheaply, is no diversity. In a
+    class-conditional run the trainer draws each pair in one class, as MSGAN pairs latents of one condition."""
     n = len(images) // 2
     value = images[:2 * n].amax(1)
     ratio = (value[:n] - value[n:2 * n]).abs().mean() / (z[:n] - z[n:2 * n]).abs().mean()
