@@ -151,11 +151,6 @@ class Generator(nn.Module):
         """Refuse, in one line, any option or grid this family cannot render."""
         for capability, option in requested_capabilities(options, grid).items():
             require(self, capability, option, model)
-        if options.label is not None:
-            classes = self.mapping.num_classes
-            if not (isinstance(options.label, int) and 0 <= options.label < classes):
-                raise CapabilityError(f"label {options.label} is not a class of {model or 'this model'}: "
-                                      f"it draws classes 0..{classes - 1}")
 
 
 # ATen computes a float32 convolution whose batch-1 input has at most this many elements (3x3 kernels; any
@@ -205,6 +200,14 @@ class MappedGenerator(Generator):
 
     def latents(self, seeds: Sequence[int], grid: Grid | PointGrid | None = None) -> torch.Tensor:
         return seed_normal(seeds, (self.cfg.z_dim,))
+
+    def check(self, options: RenderOptions, grid: Grid | PointGrid | None = None, model: str | None = None) -> None:
+        super().check(options, grid, model)
+        if options.label is not None:
+            classes = self.mapping.num_classes
+            if not (isinstance(options.label, int) and 0 <= options.label < classes):
+                raise CapabilityError(f"label {options.label} is not a class of {model or 'this model'}: "
+                                      f"it draws classes 0..{classes - 1}")
 
     def render(self, latents: torch.Tensor, grid: Grid | PointGrid | None = None,
                options: RenderOptions = RenderOptions()) -> torch.Tensor:
