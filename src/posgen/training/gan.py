@@ -168,7 +168,8 @@ class GANTrainer:
         self.D.requires_grad_(True)
         do_r1 = t.r1_gamma > 0 and step % t.r1_interval == 0
         with self.precision.autocast():
-            loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1, step_generator(self.seed, step, _AUGMENT_D),
+            loss_D, stats = self.loss.discriminator_loss(reals, fakes, kimg, do_r1,
+                                                         step_generator(self.seed, step, _AUGMENT_D),
                                                          real_classes, fake_classes)
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler_D.scale(loss_D).backward()
