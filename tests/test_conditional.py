@@ -192,3 +192,26 @@ def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
     for classes in seen:  # MSGAN compares two latents of one condition: halves of the batch pair up
         assert torch.equal(classes[:4], classes[4:])
     assert len({tuple(c[:4].tolist()) for c in seen}) > 1  # ... drawn anew each step
+
+
+def test_a_packed_conditional_d_judges_packs_of_one_class(monkeypatch):
+    cfg = tiny_run("digits-mspe", *CONDITIONAL, "discriminator.pack=4", "train.batch_size=8")
+    trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=6)
+    seen = []
+    real_D = trainer.loss.discriminator_loss
+
+    def discriminator_loss(reals, fakes, kimg, r1, generator, real_classes, fake_classes):
+        seen.append((reals, real_classes, fake_classes))
+        return real_D(reals, fakes, kimg, r1, generator, real_classes, fake_classes)
+
+    monkeypatch.setattr(trainer.loss, "discriminator_loss", discriminator_loss)
+    for step in range(4):
+        trainer.train_step()
+        reals, real_classes, fake_classes = seen[-1]
+        idx = trainer._indices(step)
+        assert torch.equal(reals, trainer.dataset.images[idx].float() / 127.5 - 1)
+        assert torch.equal(real_classes, trainer.dataset.labels[idx])
+        for classes in (real_classes, fake_classes):  # two packs of four, each of one class
+            assert (classes.view(2, 4) == classes.view(2, 4)[:, :1]).all()
+    drawn = torch.cat([torch.cat([r, f]) for _, r, f in seen])
+    assert len(drawn.unique()) > 3  # the packs' classes vary

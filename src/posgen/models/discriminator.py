@@ -24,6 +24,7 @@ class DiscriminatorConfig:
     mbstd_channels: int = 1
     adaptive_pool: bool = False  # Xu et al. 3.5: 2x2 adaptive average pool before the linear layers
     pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images of one kind, stacked along channels
+                   # (of one class too in class-conditional runs: GANTrainer draws each pack from one class)
     num_classes: int = 0  # > 0: D(x, c) by projection onto an embedding of the classes (StyleGAN2-ADA)
 
     def validate(self) -> None:

@@ -74,6 +74,16 @@ class GANTrainer:
             if int(labels.max()) >= cfg.discriminator.num_classes or int(labels.min()) < 0:
                 raise ConfigError(f"{cfg.data.source} has classes 0..{int(labels.max())}: "
                                   f"num_classes {cfg.discriminator.num_classes} is too few")
+        # a packed conditional D judges packs of one class: each pack's reals are drawn from one class and its
+        # fakes asked for one, so D compares four of G's "3"s with four real ones (a packed D does not learn
+        # the classes of packs that mix them, docs/recipe.md)
+        self.class_packs = cfg.discriminator.pack if self.conditional and cfg.discriminator.pack > 1 else 0
+        if self.class_packs:
+            self.class_members = [torch.nonzero(self.dataset.labels == c).flatten()
+                                  for c in range(cfg.discriminator.num_classes)]
+            if min(len(m) for m in self.class_members) == 0:
+                raise ConfigError(f"{cfg.data.source} has no images of some of its {cfg.discriminator.num_classes} "
+                                  "classes: a packed conditional D needs every class")
         self.ranks = ranks()
         self.ranks.local_batch(t.batch_size)
         if self.ranks.world_size > 1 and self.loss.augment is not None:
@@ -94,8 +104,14 @@ class GANTrainer:
 
     # ---- one iteration -------------------------------------------------------------------
     def _indices(self, step: int) -> torch.Tensor:
-        """This rank's share of step `step`'s data indices."""
-        idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=step_generator(self.seed, step, _DATA))
+        """This rank's share of step `step`'s data indices (with class packs: each pack from one class)."""
+        gen = step_generator(self.seed, step, _DATA)
+        if self.class_packs:
+            packs = self.cfg.train.batch_size // self.class_packs
+            classes = torch.randint(len(self.class_members), (packs,), generator=gen)
+            return torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (self.class_packs,),
+                                                                  generator=gen)] for c in classes.tolist()])
+        idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=gen)
         return self.ranks.shard(idx, self.interleave)
 
     def _reals(self, step: int, size: int) -> torch.Tensor:
@@ -120,7 +136,10 @@ class GANTrainer:
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen)
-        if self.conditional and t.diversity > 0:  # the mode-seeking pairs (halves of the batch) share a class (MSGAN)
+        if self.class_packs:  # each pack of fakes asks for one class, as the reals' packs hold one
+            z[0] = with_class(z[0], G.mapping.classes(z[0, ::self.class_packs]).repeat_interleave(self.class_packs),
+                              G.mapping.num_classes)
+        elif self.conditional and t.diversity > 0:  # the mode-seeking pairs (batch halves) share a class (MSGAN)
             n = t.batch_size // 2
             z[0, n:2 * n] = with_class(z[0, n:2 * n], G.mapping.classes(z[0, :n]), G.mapping.num_classes)
         z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
