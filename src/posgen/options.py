@@ -166,10 +166,10 @@ def refusing(fn):
     try:
         return fn()
     except CapabilityError as e:
-        raise UsageError(str(e).replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
+        message = re.sub(r"^label\b", "--class", str(e))  # "label needs ..." / "label 12 is not a class ..."
+        raise UsageError(message.replace("truncation_psi", "--truncation").replace("noise_mode", "--noise")
                          .replace("chunk_points", "--chunk-points")
-                         .replace("steps needs", "--steps/--sampler needs")
-                         .replace("label needs", "--class needs").replace("label ", "--class ", 1)) from None
+                         .replace("steps needs", "--steps/--sampler needs")) from None
 
 
 def _writable_folder(folder: Path, option: str, path: str, create: bool = False) -> None:

@@ -35,7 +35,7 @@ from posgen.encodings import CartesianGrid, SinusoidalEncoding
 from posgen.grid import Grid, PointGrid
 from posgen.models.base import Generator as BaseGenerator
 from posgen.models.base import RenderOptions, seed_normal
-from posgen.ops import center_crop, upsample2x
+from posgen.ops import center_crop, normalize_2nd_moment, upsample2x
 from posgen.ops.equalized import EqualConv2d, EqualLinear
 
 
@@ -90,7 +90,7 @@ class PixelNorm(nn.Module):
     """Each pixel's feature vector scaled to unit mean square (Karras et al. 2018, Sec. 4.2)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        return normalize_2nd_moment(x)
 
 
 def conv_stage(arch: str, c_in: int, c_out: int, convs: int, pad: int) -> nn.Sequential:
@@ -178,7 +178,7 @@ class Generator(BaseGenerator):
         m0 = self.input_margin
         side = 4 + 2 * m0
         if self.cfg.architecture == "pggan":
-            z = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+            z = normalize_2nd_moment(z)
         x = self.fc_norm(self.fc(z).view(len(z), -1, side, side))  # [N, C0, 4 + 2 m0, ...]
         x = F.relu(x) if self.cfg.architecture == "dcgan" else x
         if self.encoding is not None:

@@ -33,6 +33,7 @@ def with_class(z: torch.Tensor, classes: torch.Tensor | int, num_classes: int) -
 
 
 def normalize_2nd_moment(x: torch.Tensor) -> torch.Tensor:
+    """x scaled to unit mean square along dim 1 (PGGAN's pixel norm, Karras et al. 2018, Sec. 4.2; StyleGAN's z)."""
     return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
 
 
