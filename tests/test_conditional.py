@@ -14,7 +14,9 @@ from posgen.families import FAMILIES
 from posgen.models.discriminator import Discriminator, DiscriminatorConfig
 from posgen.ops.mapping import MappingNetwork, latent_classes, with_class
 from posgen.sampling import load, render_seeds
+from posgen.training.config import GANTrainConfig
 from posgen.training.gan import _LATENT, GANTrainer
+from posgen.training.loss import StyleGANLoss
 from posgen.training.multiscale import step_generator
 
 CONDITIONAL = ("model.num_classes=10", "discriminator.num_classes=10")
@@ -75,8 +77,6 @@ def test_the_projection_discriminator_scores_each_pack_with_its_classes():
 
 
 def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_and_d():
-    from posgen.training.config import GANTrainConfig
-    from posgen.training.loss import StyleGANLoss
 
     torch.manual_seed(1)
     D = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16, num_classes=10, pack=2))
@@ -94,6 +94,28 @@ def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_
     loss_w, stats = weighted.discriminator_loss(x, x.flip(0), 0, False, None, c, c.flip(0))
     loss_p, _ = plain.discriminator_loss(x, x.flip(0), 0, False, None, c, c.flip(0))
     assert torch.allclose(loss_w, loss_p + 0.5 * ce) and stats["D/class_loss"] == pytest.approx(ce.item())
+
+
+def test_class_confidence_hinges_the_generators_class_term_per_fake():
+    """G's AC term is max(0, CE - (-log tau)) per fake: fakes whose asked class D's classifier already
+    gives probability >= tau add nothing, the others their cross-entropy less the margin."""
+    torch.manual_seed(2)
+    D = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16, num_classes=10))
+    x, c = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5])
+    _, class_logits = D(x, c, classify=True)
+    ce = F.cross_entropy(class_logits, c, reduction="none")
+    tau = float(torch.exp(-ce.median()))  # about half the fakes are past this probability
+    plain = StyleGANLoss(D, GANTrainConfig(class_weight=0))
+    plain_ac = StyleGANLoss(D, GANTrainConfig(class_weight=1))
+    hinged = StyleGANLoss(D, GANTrainConfig(class_weight=1, class_confidence=tau))
+    base = plain.generator_loss(x, 0, None, c)
+    term = hinged.generator_loss(x, 0, None, c) - base
+    expected = (ce + math.log(tau)).clamp(min=0).mean()
+    assert term.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (ce > -math.log(tau)).sum() not in (0, 6)  # the hinge cuts some fakes, not all or none
+    assert (plain_ac.generator_loss(x, 0, None, c) - base).item() == pytest.approx(ce.mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match=r"train.class_confidence must be in \(0, 1\], got 0"):
+        GANTrainConfig(class_confidence=0).validate()
 
 
 @pytest.mark.parametrize("overrides, message", [

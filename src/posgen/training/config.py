@@ -154,6 +154,7 @@ class GANTrainConfig(TrainConfig):
     lr: float = 2e-3               # G and D
     d_lr_multiplier: float = 1.0   # D's learning rate is lr times this (two time-scale update rule, Heusel et al. 2017)
     class_weight: float = 0.0      # class-conditional runs: weight of D's auxiliary classifier loss (AC-GAN); 0: off
+    class_confidence: float = 1.0  # G's AC term stops once D's classifier gives the asked class this probability; 1: plain AC-GAN
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 10.0
     r1_interval: int = 16          # lazy R1 every this many D steps
@@ -172,6 +173,8 @@ class GANTrainConfig(TrainConfig):
         super().validate()
         if self.class_weight < 0:
             raise ValueError(f"train.class_weight must be >= 0, got {self.class_weight}")
+        if not 0 < self.class_confidence <= 1:
+            raise ValueError(f"train.class_confidence must be in (0, 1], got {self.class_confidence}")
         if not self.lr > 0 or not self.d_lr_multiplier > 0 or self.r1_interval < 1:
             raise ValueError("train.lr, train.d_lr_multiplier and train.r1_interval must be positive")
         if not self.r1_gamma >= 0 or not self.blur_sigma >= 0 or not self.blur_fade_kimg > 0:

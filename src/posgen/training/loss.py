@@ -6,6 +6,8 @@ sees, reals and fakes alike, differentiably so that G learns the clean distribut
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,11 +49,16 @@ class StyleGANLoss:
     def generator_loss(self, fakes: torch.Tensor, kimg: float, generator: torch.Generator | None = None,
                        classes: torch.Tensor | None = None) -> torch.Tensor:
         """Non-saturating loss softplus(-D(G(z))), plus class_weight * the cross-entropy of D's auxiliary
-        classifier on the fakes against the classes they were drawn for (AC-GAN, Odena et al. 2017)."""
+        classifier on the fakes against the classes they were drawn for (AC-GAN, Odena et al. 2017),
+        hinged at `class_confidence`: a fake whose asked class D's classifier already gives that
+        probability adds nothing, so G is not pushed further towards the most classifiable glyph of
+        each class (AC-GAN's collapse inside a class). With class_confidence 1 it is the plain AC term."""
         logits, class_logits = self.discriminate(fakes, kimg, generator, classes)
         loss = F.softplus(-logits).mean()
         if class_logits is not None:
-            loss = loss + self.cfg.class_weight * F.cross_entropy(class_logits, classes)
+            ce = F.cross_entropy(class_logits, classes, reduction="none")
+            margin = -math.log(self.cfg.class_confidence)
+            loss = loss + self.cfg.class_weight * (ce - margin).clamp(min=0).mean()
         return loss
 
     def discriminator_loss(self, reals: torch.Tensor, fakes: torch.Tensor, kimg: float, r1: bool,
