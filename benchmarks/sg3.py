@@ -24,10 +24,9 @@ from train_step import bench  # benchmarks/train_step.py: one preset's seconds p
 
 PAPER_DEPTH = ["model.num_layers=14", "model.margin=10"]
 ROWS = [  # label, preset, overrides
-    # the SG3 presets' discriminator judges single images: the baseline's packed D (docs/recipe.md) would
-    # make SG2's step about 1.7x cheaper (0.134 against 0.229 s, one thread) and the ratio a comparison of
-    # discriminators
-    ("SG2 baseline", "digits-baseline", ["discriminator.pack=1"]),
+    # the SG3 presets are unconditional: the baseline row drops the class-conditional recipe of the
+    # StyleGAN2 digits presets (docs/recipe.md) so that both sides run the same mapping and D
+    ("SG2 baseline", "digits-baseline", ["model.num_classes=0", "discriminator.num_classes=0", "train.class_weight=0"]),
     ("SG3-T (digits-sg3t)", "digits-sg3t", []),
     ("SG3-R (digits-sg3r)", "digits-sg3r", []),
     ("SG3-T 14 layers, margin 10", "digits-sg3t", PAPER_DEPTH),
