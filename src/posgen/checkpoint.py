@@ -8,6 +8,8 @@ load (`verify`: `posgen info --verify`). Nothing is unpickled.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 from pathlib import Path
@@ -128,9 +130,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     return G.to(device).eval().requires_grad_(False), config, state
 
 
-def export_generator(src: str | Path, dst: str | Path, half: bool = True) -> Path:
-    """Write the EMA generator alone (float16 by default): a small file for sharing."""
+def export_generator(src: str | Path, dst: str | Path, half: bool = True, name: str | None = None) -> Path:
+    """Write the EMA generator alone (float16 by default): a small file for sharing, its run
+    config renamed to `name` when given (a model shipped under another name than its preset's)."""
     tensors, config, state = load(src)
+    if name is not None:
+        config = dataclasses.replace(config, name=name)
     weights = generator_weights(tensors)
     dtype = torch.float16 if half else torch.float32
     out = {f"G_ema.{k}": (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
