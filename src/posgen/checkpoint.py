@@ -9,7 +9,6 @@ load (`verify`: `posgen info --verify`). Nothing is unpickled.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import json
 from pathlib import Path
