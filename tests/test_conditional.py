@@ -104,7 +104,7 @@ def test_class_confidence_hinges_the_generators_class_term_per_fake():
     x, c = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5])
     _, class_logits = D(x, c, classify=True)
     ce = F.cross_entropy(class_logits, c, reduction="none")
-    tau = float(torch.exp(-ce.median()))  # about half the fakes are past this probability
+    tau = float(torch.exp(-ce.detach().median()))  # about half the fakes are past this probability
     plain = StyleGANLoss(D, GANTrainConfig(class_weight=0))
     plain_ac = StyleGANLoss(D, GANTrainConfig(class_weight=1))
     hinged = StyleGANLoss(D, GANTrainConfig(class_weight=1, class_confidence=tau))
