@@ -77,7 +77,6 @@ def test_the_projection_discriminator_scores_each_pack_with_its_classes():
 
 
 def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_and_d():
-
     torch.manual_seed(1)
     D = Discriminator(DiscriminatorConfig(resolution=16, channel_base=128, channel_max=16, num_classes=10, pack=2))
     x, c = torch.randn(4, 3, 16, 16), torch.tensor([1, 2, 3, 4])

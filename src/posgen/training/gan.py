@@ -109,9 +109,10 @@ class GANTrainer:
         if self.class_packs:
             packs = self.cfg.train.batch_size // self.class_packs
             classes = torch.randint(len(self.class_members), (packs,), generator=gen)
-            return torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (self.class_packs,),
-                                                                  generator=gen)] for c in classes.tolist()])
-        idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=gen)
+            idx = torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (self.class_packs,),
+                                                                 generator=gen)] for c in classes.tolist()])
+        else:
+            idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=gen)
         return self.ranks.shard(idx, self.interleave)
 
     def _reals(self, step: int, size: int) -> torch.Tensor:
