@@ -11,7 +11,7 @@ from conftest import tiny_run
 from posgen.cli import main
 from posgen.errors import CapabilityError, ConfigError
 from posgen.families import FAMILIES
-from posgen.models.discriminator import Discriminator, DiscriminatorConfig
+from posgen.models.discriminator import Discriminator, DiscriminatorConfig, mbstd_group
 from posgen.ops.mapping import MappingNetwork, latent_classes, with_class
 from posgen.sampling import load, render_seeds
 from posgen.training.config import GANTrainConfig
@@ -201,7 +201,6 @@ def test_class_option_on_an_unconditional_model_is_refused_in_one_line(trained_c
     assert len(err.splitlines()) == 1
 
 
-
 def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
     cfg = tiny_run("digits-mspe", *CONDITIONAL, "train.diversity=0.1", "train.batch_size=8")
     trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=5)
@@ -215,8 +214,13 @@ def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
     assert len({tuple(c[:4].tolist()) for c in seen}) > 1  # ... drawn anew each step
 
 
-def test_a_packed_conditional_d_judges_packs_of_one_class(monkeypatch):
-    cfg = tiny_run("digits-mspe", *CONDITIONAL, "discriminator.pack=4", "train.batch_size=8")
+@pytest.mark.parametrize("overrides, slots", [
+    (["discriminator.pack=4"], [0, 0, 0, 0, 1, 1, 1, 1]),  # two packs of four
+    (["train.class_groups=true"], [0, 1, 0, 1, 0, 1, 0, 1]),  # the minibatch-stddev groups: i mod N/G
+    (["discriminator.pack=2", "train.diversity=0.1"], [0, 0, 1, 1, 0, 0, 1, 1]),  # packs, and halves paired
+])
+def test_packs_class_groups_and_mode_seeking_pairs_hold_one_class(overrides, slots, monkeypatch):
+    cfg = tiny_run("digits-mspe", *CONDITIONAL, "discriminator.mbstd_group=4", "train.batch_size=8", *overrides)
     trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=6)
     seen = []
     real_D = trainer.loss.discriminator_loss
@@ -226,13 +230,25 @@ def test_a_packed_conditional_d_judges_packs_of_one_class(monkeypatch):
         return real_D(reals, fakes, kimg, r1, generator, real_classes, fake_classes)
 
     monkeypatch.setattr(trainer.loss, "discriminator_loss", discriminator_loss)
+    slots = torch.tensor(slots)
     for step in range(4):
         trainer.train_step()
         reals, real_classes, fake_classes = seen[-1]
         idx = trainer._indices(step)
         assert torch.equal(reals, trainer.dataset.images[idx].float() / 127.5 - 1)
         assert torch.equal(real_classes, trainer.dataset.labels[idx])
-        for classes in (real_classes, fake_classes):  # two packs of four, each of one class
-            assert (classes.view(2, 4) == classes.view(2, 4)[:, :1]).all()
+        for classes in (real_classes, fake_classes):
+            for s in slots.unique():
+                assert len(classes[slots == s].unique()) == 1
+    if "train.class_groups=true" in overrides:  # ... the very groups D's minibatch_stddev forms
+        g = mbstd_group(8, cfg.discriminator.mbstd_group)
+        assert g == 4 and all((c.view(g, -1) == c.view(g, -1)[:1]).all() for _, r, f in seen for c in (r, f))
     drawn = torch.cat([torch.cat([r, f]) for _, r, f in seen])
-    assert len(drawn.unique()) > 3  # the packs' classes vary
+    assert len(drawn.unique()) > 3  # the slots' classes vary
+
+
+@pytest.mark.parametrize("overrides", [["train.class_groups=true"],
+                                       [*CONDITIONAL, "train.class_groups=true", "discriminator.pack=2"]])
+def test_class_groups_need_a_conditional_single_image_d(overrides):
+    with pytest.raises(ConfigError, match="train.class_groups needs a class-conditional run with a single-image D"):
+        tiny_run("digits-mspe", *UNCONDITIONAL, *overrides)

@@ -155,6 +155,7 @@ class GANTrainConfig(TrainConfig):
     d_lr_multiplier: float = 1.0   # D's learning rate is lr times this (two time-scale update rule, Heusel et al. 2017)
     class_weight: float = 0.0      # class-conditional runs: weight of D's auxiliary classifier loss (AC-GAN); 0: off
     class_confidence: float = 1.0  # G's AC term stops once D's classifier gives the asked class this probability; 1: plain AC-GAN
+    class_groups: bool = False     # class-conditional runs: each minibatch-stddev group of D holds one class (reals and fakes)
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 10.0
     r1_interval: int = 16          # lazy R1 every this many D steps
@@ -201,6 +202,9 @@ class GANTrainConfig(TrainConfig):
         if self.class_weight and not d_classes:
             raise ValueError("train.class_weight needs a class-conditional run (model and discriminator num_classes)")
         pack = getattr(run.discriminator, "pack", 1)
+        if self.class_groups and (not d_classes or pack > 1):
+            raise ValueError("train.class_groups needs a class-conditional run with a single-image D "
+                             "(discriminator.pack 1; packs hold one class already)")
         if self.batch_size % pack:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be a multiple of discriminator.pack ({pack})")
         ms = self.multiscale

@@ -66,6 +66,7 @@ class GANTrainer:
         if len(self.dataset) == 0:
             raise TrainingError(f"data source {cfg.data.source} is empty")
         self.conditional = cfg.discriminator.num_classes > 0
+        self.interleave = mbstd_group(t.batch_size, cfg.discriminator.mbstd_group)
         if self.conditional:
             labels = getattr(self.dataset, "labels", None)
             if labels is None:
@@ -74,16 +75,15 @@ class GANTrainer:
             if int(labels.max()) >= cfg.discriminator.num_classes or int(labels.min()) < 0:
                 raise ConfigError(f"{cfg.data.source} has classes 0..{int(labels.max())}: "
                                   f"num_classes {cfg.discriminator.num_classes} is too few")
-        # a packed conditional D judges packs of one class: each pack's reals are drawn from one class and its
-        # fakes asked for one, so D compares four of G's "3"s with four real ones (a packed D does not learn
-        # the classes of packs that mix them, docs/recipe.md)
-        self.class_packs = cfg.discriminator.pack if self.conditional and cfg.discriminator.pack > 1 else 0
-        if self.class_packs:
+        self.class_slots = self._class_slots()
+        if self.class_slots is not None:
             self.class_members = [torch.nonzero(self.dataset.labels == c).flatten()
                                   for c in range(cfg.discriminator.num_classes)]
             if min(len(m) for m in self.class_members) == 0:
                 raise ConfigError(f"{cfg.data.source} has no images of some of its {cfg.discriminator.num_classes} "
-                                  "classes: a packed conditional D needs every class")
+                                  "classes: packs, class groups and mode-seeking pairs need every class")
+            self.slot_leaders = torch.tensor([self.class_slots.tolist().index(s)
+                                              for s in range(int(self.class_slots.max()) + 1)])
         self.ranks = ranks()
         self.ranks.local_batch(t.batch_size)
         if self.ranks.world_size > 1 and self.loss.augment is not None:
@@ -91,7 +91,6 @@ class GANTrainer:
                               "and per-image draws are not shared between ranks yet")
         if self.ranks.world_size > 1 and getattr(cfg.discriminator, "pack", 1) > 1:
             raise ConfigError("discriminator.pack trains in one process only: each rank would pack its own share")
-        self.interleave = mbstd_group(t.batch_size, cfg.discriminator.mbstd_group)
         self.batches = StepBatches(self.dataset, self._indices, cfg.data.workers, pin_memory=device.startswith("cuda"))
         self.precision = Precision(t.precision, device)
         self.precision.prepare(self.G, self.D, channels_last=t.channels_last, fp32=(self.D,))
@@ -103,14 +102,34 @@ class GANTrainer:
         self.seconds = 0.0
 
     # ---- one iteration -------------------------------------------------------------------
+    def _class_slots(self) -> torch.Tensor | None:
+        """Which images of a batch share one class in a conditional run: int64 [N], equal values = one class
+        (for reals and fakes alike), or None where each image's class is drawn on its own.
+        - packs (`discriminator.pack` P > 1): each pack of P, so that D compares four of G's "3"s with four
+          real ones (a packed D does not learn the classes of packs that mix them, docs/recipe.md);
+        - `train.class_groups`: each minibatch-stddev group (image i is in group i mod N/G), so that D's
+          stddev feature measures the spread inside one class, where AC-GAN's collapse is;
+        - mode seeking (`train.diversity`): image i and i + N/2, the pairs of MSGAN, which compares two
+          latents of one condition."""
+        t, n = self.cfg.train, self.cfg.train.batch_size
+        if not self.conditional or not (self.cfg.discriminator.pack > 1 or t.class_groups or t.diversity > 0):
+            return None
+        slots = torch.arange(n)
+        if self.cfg.discriminator.pack > 1:
+            slots = slots // self.cfg.discriminator.pack
+        elif t.class_groups:
+            slots = slots % (n // self.interleave)
+        if t.diversity > 0:
+            slots = torch.cat([slots[:n // 2], slots[:n // 2], slots[n // 2 * 2:]])
+        return slots
+
     def _indices(self, step: int) -> torch.Tensor:
-        """This rank's share of step `step`'s data indices (with class packs: each pack from one class)."""
+        """This rank's share of step `step`'s data indices (each class slot's reals from one class)."""
         gen = step_generator(self.seed, step, _DATA)
-        if self.class_packs:
-            packs = self.cfg.train.batch_size // self.class_packs
-            classes = torch.randint(len(self.class_members), (packs,), generator=gen)
-            idx = torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (self.class_packs,),
-                                                                 generator=gen)] for c in classes.tolist()])
+        if self.class_slots is not None:
+            classes = torch.randint(len(self.class_members), (len(self.slot_leaders),), generator=gen)
+            idx = torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (1,), generator=gen)]
+                             for c in classes[self.class_slots].tolist()])
         else:
             idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=gen)
         return self.ranks.shard(idx, self.interleave)
@@ -137,12 +156,8 @@ class GANTrainer:
         t, G = self.cfg.train, self.G
         gen = step_generator(self.seed, step, _LATENT)
         z = torch.randn(2, t.batch_size, self.cfg.model.z_dim, generator=gen)
-        if self.class_packs:  # each pack of fakes asks for one class, as the reals' packs hold one
-            z[0] = with_class(z[0], G.mapping.classes(z[0, ::self.class_packs]).repeat_interleave(self.class_packs),
-                              G.mapping.num_classes)
-        elif self.conditional and t.diversity > 0:  # the mode-seeking pairs (batch halves) share a class (MSGAN)
-            n = t.batch_size // 2
-            z[0, n:2 * n] = with_class(z[0, n:2 * n], G.mapping.classes(z[0, :n]), G.mapping.num_classes)
+        if self.class_slots is not None:  # each class slot's fakes ask for the class of its first latent
+            z[0] = with_class(z[0], G.mapping.classes(z[0, self.slot_leaders])[self.class_slots], G.mapping.num_classes)
         z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
         if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
             return z[0], z[0]
