@@ -109,6 +109,28 @@ def test_coverage_metric_through_evaluate(digits):
     assert r["class_agreement"] is None  # an unconditional sample function
 
 
+def test_coverage_counts_the_images_the_distribution_metrics_render(digits, tmp_path):
+    from posgen.data import BiasedDigitsConfig, DataConfig
+
+    images, labels = digits
+    grid = Grid(32, 32)
+    rendered = []
+
+    def sample_fn(n, seed, g):
+        rendered.extend(range(seed, seed + n))
+        return images[seed:seed + n]
+
+    opts = EvalOptions(grid=grid, num_samples=300, batch_size=128, seed=7, region=REGION, progress=False,
+                       feature_extractor="digits", cache_dir=tmp_path, seed_classes=lambda seeds: labels[seeds])
+    data = DataConfig(source="digits", digits=BiasedDigitsConfig())
+    both = evaluate(sample_fn, ["fid", "coverage"], opts, data=data, training_size=(32, 32))
+    assert sorted(rendered) == list(range(7, 307))  # each seed rendered once, for FID and coverage together
+    rendered.clear()
+    alone = evaluate(sample_fn, ["coverage"], opts)["coverage"]
+    assert both["coverage"] == alone and alone["num_samples"] == 300 and alone["class_agreement"] > 0.97
+    assert sorted(rendered) == list(range(7, 307))
+
+
 def test_class_agreement_counts_samples_drawn_in_the_class_their_seed_asked_for(digits):
     images, labels = digits
     grid = Grid(32, 32)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from posgen.metrics.coverage import coverage
+from posgen.metrics.coverage import coverage, generated_coverage
 from posgen.metrics.equivariance import equivariance
 from posgen.errors import MetricError
 from posgen.metrics.fid import fid
@@ -32,6 +32,9 @@ class Metric:
     summary: str
     statistic: Statistic | None  # what a distribution metric compares; None for generator metrics
     compute: Callable[..., dict]  # (fake, real, opts) or (sample_fn, opts) -> JSON-able dict
+    # a generator metric that can count the images the distribution metrics render instead of rendering its
+    # own: (opts) -> a counter with add(images, first_seed) and result()
+    counter: Callable[..., object] | None = None
 
 
 METRICS: dict[str, Metric] = {
@@ -54,7 +57,8 @@ METRICS: dict[str, Metric] = {
     "shift-consistency": Metric("similarity of the content patch under grid shifts (Choi App. C.4)", None,
                                 lambda sample_fn, o: shift_consistency(sample_fn, **o.shift_consistency_args())),
     "coverage": Metric("digit classes drawn (digits classifier) and where the ink sits on the canvas", None,
-                       lambda sample_fn, o: coverage(sample_fn, **o.coverage_args())),
+                       lambda sample_fn, o: coverage(sample_fn, **o.coverage_args()),
+                       counter=lambda o: generated_coverage(**o.generated_coverage_args())),
 }
 
 __all__ = ["METRICS", "Metric", "MetricError", "coverage", "equivariance", "fid", "kid", "precision_recall",

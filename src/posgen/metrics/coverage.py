@@ -154,6 +154,30 @@ def coverage_of_batches(batches: Iterable[torch.Tensor], classifier: DigitsFeatu
     return counter.result()
 
 
+def generated_coverage(region: tuple[int, int, int, int] | None = None, device: str = "cpu",
+                       min_fraction: float = MIN_FRACTION,
+                       seed_classes: Callable[[list[int]], torch.Tensor] | None = None) -> "SeededCoverage":
+    """A counter for generated images fed with their seeds (`evaluate` feeds it the images it renders
+    for the distribution metrics, so coverage costs no second rendering)."""
+    return SeededCoverage(CoverageCounter(load_digits_extractor(device=device), region, min_fraction), seed_classes)
+
+
+class SeededCoverage:
+    """CoverageCounter of generated images whose seeds are known: `add(images, first_seed)` counts a batch
+    of seeds first_seed, first_seed + 1, ... (and, for a class-conditional generator, whether each drew the
+    class its seed asked for)."""
+
+    def __init__(self, counter: CoverageCounter, seed_classes: Callable[[list[int]], torch.Tensor] | None) -> None:
+        self.counter, self.seed_classes = counter, seed_classes
+
+    def add(self, images: torch.Tensor, first_seed: int) -> None:
+        seeds = list(range(first_seed, first_seed + len(images)))
+        self.counter.add(images, self.seed_classes(seeds) if self.seed_classes else None)
+
+    def result(self) -> dict:
+        return self.counter.result()
+
+
 def coverage(sample_fn, grid: Grid, num_samples: int, batch_size: int = 64, seed: int = 0,
              region: tuple[int, int, int, int] | None = None, device: str = "cpu",
              min_fraction: float = MIN_FRACTION, progress: bool = True,
@@ -162,15 +186,14 @@ def coverage(sample_fn, grid: Grid, num_samples: int, batch_size: int = 64, seed
     seed .. seed + num_samples - 1), quantised to 8 bits like real images; `region` is the data's
     biased region in output pixels of `grid` (top, left, height, width); `seed_classes(seeds)`: the
     classes a class-conditional generator draws for those seeds (gives `class_agreement`)."""
-    from posgen.metrics.evaluate import quantize  # evaluate imports the METRICS table, which imports this
+    from posgen.metrics.evaluate import generated_batches  # evaluate imports the METRICS table, which imports this
 
     if num_samples < 1:
         raise MetricError(f"coverage needs at least one sample, got {num_samples}")
-    counter = CoverageCounter(load_digits_extractor(device=device), region, min_fraction)
+    counter = generated_coverage(region, device, min_fraction, seed_classes)
     with tqdm(total=num_samples, desc="coverage", unit="img", disable=not progress, leave=False) as bar:
-        for b0 in range(0, num_samples, batch_size):
-            n = min(batch_size, num_samples - b0)
-            images = quantize(sample_fn(n, seed + b0, grid))
-            counter.add(images, seed_classes(list(range(seed + b0, seed + b0 + n))) if seed_classes else None)
+        for b0, images in zip(range(0, num_samples, batch_size),
+                              generated_batches(sample_fn, grid, num_samples, batch_size, seed)):
+            counter.add(images, seed + b0)
             bar.update(len(images))
     return counter.result()

@@ -63,9 +63,12 @@ class EvalOptions:
         return {"grid": self.grid, "num_samples": self.eq_samples, "batch_size": min(8, self.batch_size),
                 "seed": self.seed, "progress": self.progress}
 
+    def generated_coverage_args(self) -> dict:
+        return {"region": self.region, "device": self.device, "seed_classes": self.seed_classes}
+
     def coverage_args(self) -> dict:
         return {"grid": self.grid, "num_samples": self.num_samples, "batch_size": self.batch_size, "seed": self.seed,
-                "region": self.region, "device": self.device, "progress": self.progress, "seed_classes": self.seed_classes}
+                "progress": self.progress, **self.generated_coverage_args()}
 
     def shift_consistency_args(self) -> dict:
         if self.region is None:
@@ -139,10 +142,16 @@ class StatisticPass:
     def __init__(self, statistics: set[str], extractor, seed: int) -> None:
         self.statistics, self.extractor, self.seed = statistics, extractor, seed
 
-    def run(self, batches: Iterator[torch.Tensor], total: int, desc: str, progress: bool) -> dict[str, object]:
+    def run(self, batches: Iterator[torch.Tensor], total: int, desc: str, progress: bool,
+            counters: tuple = (), first_seed: int = 0) -> dict[str, object]:
+        """`counters` (of generated images) count each batch too, with the seed of its first image."""
         parts: dict[str, list] = {s: [] for s in self.statistics}
+        seed = first_seed
         with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
             for k, images in enumerate(batches):
+                for counter in counters:
+                    counter.add(images, seed)
+                seed += len(images)
                 if "features" in parts:
                     device = next(self.extractor.parameters()).device
                     with torch.no_grad():
@@ -277,9 +286,11 @@ def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: 
             raise MetricError(f"{', '.join(n for n in names if METRICS[n].statistic)} need real data (--data)")
         extractor = extractor or load_extractor(statistics, opts)
         real = real_statistics(statistics, data, training_size, opts, extractor)
+        counters = {n: METRICS[n].counter(opts) for n in names if METRICS[n].counter}  # they count these images too
         fake = StatisticPass(statistics, extractor, opts.seed).run(
             generated_batches(sample_fn, opts.grid, opts.num_samples, opts.batch_size, opts.seed),
-            opts.num_samples, "generated images", opts.progress)
+            opts.num_samples, "generated images", opts.progress, tuple(counters.values()), opts.seed)
+        results.update({n: c.result() for n, c in counters.items()})
         for n in names:
             if METRICS[n].statistic:
                 results[n] = METRICS[n].compute(fake[METRICS[n].statistic], real[METRICS[n].statistic], opts)
@@ -288,7 +299,7 @@ def evaluate(sample_fn: SampleFn, names: list[str], opts: EvalOptions, *, data: 
                 if METRICS[n].statistic == "features":
                     results[n]["feature_extractor"] = extractor.name
     for n in names:
-        if METRICS[n].statistic is None:
+        if METRICS[n].statistic is None and n not in results:
             results[n] = METRICS[n].compute(sample_fn, opts)
     return {n: results[n] for n in names}
 
