@@ -218,6 +218,9 @@ def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
     (["discriminator.pack=4"], [0, 0, 0, 0, 1, 1, 1, 1]),  # two packs of four
     (["train.class_groups=true"], [0, 1, 0, 1, 0, 1, 0, 1]),  # the minibatch-stddev groups: i mod N/G
     (["discriminator.pack=2", "train.diversity=0.1"], [0, 0, 1, 1, 0, 0, 1, 1]),  # packs, and halves paired
+    # groups of three (i mod 4) and the pairs (i, i + 6) chain groups 0 and 2, 1 and 3
+    (["train.class_groups=true", "train.diversity=0.1", "train.batch_size=12", "discriminator.mbstd_group=3"],
+     [0, 1, 0, 1] * 3),
 ])
 def test_packs_class_groups_and_mode_seeking_pairs_hold_one_class(overrides, slots, monkeypatch):
     cfg = tiny_run("digits-mspe", *CONDITIONAL, "discriminator.mbstd_group=4", "train.batch_size=8", *overrides)
@@ -241,8 +244,11 @@ def test_packs_class_groups_and_mode_seeking_pairs_hold_one_class(overrides, slo
             for s in slots.unique():
                 assert len(classes[slots == s].unique()) == 1
     if "train.class_groups=true" in overrides:  # ... the very groups D's minibatch_stddev forms
-        g = mbstd_group(8, cfg.discriminator.mbstd_group)
-        assert g == 4 and all((c.view(g, -1) == c.view(g, -1)[:1]).all() for _, r, f in seen for c in (r, f))
+        g = mbstd_group(cfg.train.batch_size, cfg.discriminator.mbstd_group)
+        assert g > 1 and all((c.view(g, -1) == c.view(g, -1)[:1]).all() for _, r, f in seen for c in (r, f))
+    if "train.diversity=0.1" in overrides:  # ... and MSGAN's pairs
+        h = cfg.train.batch_size // 2
+        assert all(torch.equal(c[:h], c[h:2 * h]) for _, r, f in seen for c in (r, f))
     drawn = torch.cat([torch.cat([r, f]) for _, r, f in seen])
     assert len(drawn.unique()) > 3  # the slots' classes vary
 

@@ -120,7 +120,8 @@ class GANTrainer:
         elif t.class_groups:
             slots = slots % (n // self.interleave)
         if t.diversity > 0:
-            slots = torch.cat([slots[:n // 2], slots[:n // 2], slots[n // 2 * 2:]])
+            half = torch.arange(n // 2)
+            slots = joined_slots(slots, torch.cat([half, half, torch.arange(n // 2, n - n // 2)]))
         return slots
 
     def _indices(self, step: int) -> torch.Tensor:
@@ -276,6 +277,19 @@ class GANTrainer:
             return
         imgs = render_seeds(self.G_ema, seeds)
         save_image_grid(imgs, path, cols=min(8, len(imgs)))
+
+
+def joined_slots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Slots (int64 [N], equal values = one class) in which two images share a class when they share a slot of
+    `a` or of `b`, chained: the connected components, numbered 0, 1, ... in order of first appearance."""
+    label = torch.arange(len(a))
+    while True:
+        new = label
+        for s in (a, b):  # each image takes the lowest label in its slot
+            new = torch.full((int(s.max()) + 1,), len(a)).scatter_reduce(0, s, new, "amin")[s]
+        if torch.equal(new, label):
+            return torch.unique(label, return_inverse=True)[1]
+        label = new
 
 
 def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
