@@ -77,9 +77,11 @@ class GANTrainer:
                                   f"num_classes {cfg.discriminator.num_classes} is too few")
         self.class_slots = self._class_slots()
         if self.class_slots is not None:
-            self.class_members = [torch.nonzero(self.dataset.labels == c).flatten()
-                                  for c in range(cfg.discriminator.num_classes)]
-            if min(len(m) for m in self.class_members) == 0:
+            # the data's indices sorted by class: class c's images are by_class[class_start[c] + 0 .. class_size[c] - 1]
+            self.by_class = torch.argsort(self.dataset.labels, stable=True)
+            self.class_size = torch.bincount(self.dataset.labels, minlength=cfg.discriminator.num_classes)
+            self.class_start = torch.cumsum(self.class_size, 0) - self.class_size
+            if int(self.class_size.min()) == 0:
                 raise ConfigError(f"{cfg.data.source} has no images of some of its {cfg.discriminator.num_classes} "
                                   "classes: packs, class groups and mode-seeking pairs need every class")
             self.slot_leaders = torch.tensor([self.class_slots.tolist().index(s)
@@ -128,9 +130,9 @@ class GANTrainer:
         """This rank's share of step `step`'s data indices (each class slot's reals from one class)."""
         gen = step_generator(self.seed, step, _DATA)
         if self.class_slots is not None:
-            classes = torch.randint(len(self.class_members), (len(self.slot_leaders),), generator=gen)
-            idx = torch.cat([self.class_members[c][torch.randint(len(self.class_members[c]), (1,), generator=gen)]
-                             for c in classes[self.class_slots].tolist()])
+            classes = torch.randint(len(self.class_size), (len(self.slot_leaders),), generator=gen)[self.class_slots]
+            within = (torch.rand(len(classes), generator=gen, dtype=torch.float64) * self.class_size[classes]).long()
+            idx = self.by_class[self.class_start[classes] + within]
         else:
             idx = torch.randint(len(self.dataset), (self.cfg.train.batch_size,), generator=gen)
         return self.ranks.shard(idx, self.interleave)
