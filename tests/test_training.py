@@ -53,7 +53,8 @@ def test_overrides_are_typed_and_unknown_keys_fail():
                                            ("digits-mspe", ["train.augment.enabled=true", "train.augment.speed_kimg=0.01",
                                                            # unconditional, packed by 4: a D whose reals' sign rises at once
                                                            "model.num_classes=0", "discriminator.num_classes=0",
-                                                           "train.class_weight=0", "discriminator.pack=4"])])
+                                                           "train.class_weight=0", "discriminator.pack=4"]),
+                                           ("digits-mspe", ["train.latent_codes=3"])])  # InfoGAN's Q and its Adam state
 def test_resume_continues_exactly(tmp_path, preset, extra):
     run = tiny_run(preset, "train.log_kimg=0.004", *extra)
     straight = train(run, tmp_path / "straight", seed=4, progress=False)
@@ -69,7 +70,7 @@ def test_resume_continues_exactly(tmp_path, preset, extra):
                    for x in (tmp_path / run / "stats.jsonl").read_text().splitlines()] for run in ("straight", "split")}
     assert lines["straight"] == lines["split"]  # one line per step (log_kimg = one batch): same losses, no repeats
     assert [x["step"] for x in lines["split"]] == [1, 2, 3, 4] and all("loss/G" in x for x in lines["split"])
-    if extra:  # ADA's p moved (and was resumed with the run)
+    if "train.augment.enabled=true" in extra:  # ADA's p moved (and was resumed with the run)
         assert 0 < lines["split"][-1]["augment/p"] and a["augment.p"] == b["augment.p"] > 0
     assert a.keys() == b.keys()
     for k in a:

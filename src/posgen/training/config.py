@@ -163,6 +163,9 @@ class GANTrainConfig(TrainConfig):
     ema_rampup: float | None = 0.05  # half-life limited to this fraction of images seen (short runs)
     style_mixing: float = 0.9
     diversity: float = 0.0         # weight of the mode-seeking term (Mao et al. 2019) on the HSV value of G's images; 0: off
+    latent_codes: int = 0          # InfoGAN (Chen et al. 2016): this many coordinates of z that a network Q must read back
+                                   # from the shape of G's images (training/codes.py); 0: off
+    code_weight: float = 1.0       # weight of InfoGAN's term (G and Q minimise it together)
     xflip: bool = True
     w_avg_beta: float = 0.995      # tracking of the mean w for truncation
     blur_sigma: float = 0.0        # StyleGAN3: Gaussian blur of D's inputs, sigma in pixels at the start ...
@@ -184,6 +187,9 @@ class GANTrainConfig(TrainConfig):
             raise ValueError(f"train.diversity must be >= 0, got {self.diversity}")
         if not 0 <= self.style_mixing <= 1:
             raise ValueError(f"train.style_mixing must be a probability, got {self.style_mixing}")
+        if self.latent_codes < 0 or not 0 <= self.code_weight < math.inf:
+            raise ValueError(f"train.latent_codes and train.code_weight must be >= 0, got {self.latent_codes} "
+                             f"and {self.code_weight}")
         self.augment.validate()
         self.multiscale.validate()
 
@@ -205,6 +211,10 @@ class GANTrainConfig(TrainConfig):
         if self.class_groups and (not d_classes or pack > 1):
             raise ValueError("train.class_groups needs a class-conditional run with a single-image D "
                              "(discriminator.pack 1; packs hold one class already)")
+        z_dim = getattr(run.model, "z_dim", 0)
+        if self.latent_codes and self.latent_codes + (1 if d_classes else 0) > z_dim:
+            raise ValueError(f"train.latent_codes ({self.latent_codes}) must leave room in z (z_dim {z_dim}"
+                             f"{', one coordinate carries the class' if d_classes else ''})")
         if self.batch_size % pack:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be a multiple of discriminator.pack ({pack})")
         ms = self.multiscale

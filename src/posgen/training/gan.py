@@ -24,6 +24,7 @@ from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.models.discriminator import mbstd_group
 from posgen.ops.mapping import with_class
 from posgen.sampling import render_seeds
+from posgen.training.codes import CodeRegressor
 from posgen.training.loss import StyleGANLoss
 from posgen.errors import ConfigError
 from posgen.training.distributed import ranks
@@ -57,7 +58,11 @@ class GANTrainer:
         self.D = family.discriminator(cfg.discriminator).to(self.device)
         self.loss = StyleGANLoss(self.D, t)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=t.betas, eps=1e-8)
+        # InfoGAN's Q, trained with G on the same term (training/codes.py)
+        self.Q = CodeRegressor(cfg.model.resolution, t.latent_codes).to(self.device) if t.latent_codes else None
+        self.code_offset = 1 if cfg.discriminator.num_classes else 0  # z's first coordinate carries the class
+        self.G_params = list(self.G.parameters()) + (list(self.Q.parameters()) if self.Q is not None else [])
+        self.opt_G = torch.optim.Adam(self.G_params, lr=t.lr, betas=t.betas, eps=1e-8)
         c = t.r1_interval / (t.r1_interval + 1)  # lazy regularization (StyleGAN2 App. B)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr * t.d_lr_multiplier * c,
                                       betas=(t.betas[0] ** c, t.betas[1] ** c), eps=1e-8)
@@ -195,9 +200,12 @@ class GANTrainer:
             loss_G = self.loss.generator_loss(fakes, kimg, step_generator(self.seed, step, _AUGMENT_G), fake_classes)
             if t.diversity > 0:
                 loss_G = loss_G + t.diversity * mode_seeking_loss(fakes, z)
+            if self.Q is not None:
+                loss_codes = self.Q.loss(fakes, z[:, self.code_offset:self.code_offset + t.latent_codes])
+                loss_G = loss_G + t.code_weight * loss_codes
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G).backward()
-        loss_G = rk.reduce(self.G.parameters(), loss_G)
+        loss_G = rk.reduce(self.G_params, loss_G)
         check_finite(loss_G, "G", step)
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
@@ -218,6 +226,8 @@ class GANTrainer:
 
         self._update_averages(ws)
         self.step += 1
+        if self.Q is not None:
+            stats["loss/codes"] = loss_codes.item()
         return rk.mean_stats({"loss/G": loss_G.item(), **stats, "scale": size})
 
     @torch.no_grad()
@@ -243,6 +253,7 @@ class GANTrainer:
 
     def _modules(self) -> list[tuple[str, torch.nn.Module]]:
         stateful = [("G", self.G), ("G_ema", self.G_ema), ("D", self.D)]
+        stateful += [("Q", self.Q)] if self.Q is not None else []
         return stateful + ([("augment", self.loss.augment)] if self.loss.augment is not None else [])
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
