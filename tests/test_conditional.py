@@ -95,6 +95,29 @@ def test_the_auxiliary_classifier_gives_one_row_per_image_and_its_loss_enters_g_
     assert torch.allclose(loss_w, loss_p + 0.5 * ce) and stats["D/class_loss"] == pytest.approx(ce.item())
 
 
+def test_late_packing_classifies_each_image_alone_and_judges_the_pack_together():
+    """pack_at "features": the trunk and the class head see one image each, the logit a pack's joined
+    features; PacGAN's stacked input mixes a pack's images from the first layer on (mbstd off: group 1)."""
+    torch.manual_seed(2)
+    x, c = torch.randn(4, 3, 16, 16), torch.tensor([1, 1, 3, 3])
+    other = x.clone()
+    other[1] = torch.randn(3, 16, 16)  # the second image of the first pack replaced
+    kw = dict(resolution=16, channel_base=128, channel_max=16, num_classes=10, pack=2, mbstd_group=1)
+    late = Discriminator(DiscriminatorConfig(**kw, pack_at="features"))
+    logits, class_logits = late(x, c, classify=True)
+    logits2, class_logits2 = late(other, c, classify=True)
+    assert logits.shape == (2,) and class_logits.shape == (4, 10)
+    assert torch.equal(class_logits2[[0, 2, 3]], class_logits[[0, 2, 3]])  # image 0 is classified alone
+    assert not torch.allclose(class_logits2[1], class_logits[1])
+    assert not torch.allclose(logits2[0], logits[0]) and torch.equal(logits2[1], logits[1])  # its pack's logit moved
+    assert late.fromrgb.weight.shape[1] == 3 and late.classifier.weight.shape[0] == 10
+    early = Discriminator(DiscriminatorConfig(**kw))
+    assert early.fromrgb.weight.shape[1] == 6
+    assert not torch.allclose(early(other, c, classify=True)[1][0], early(x, c, classify=True)[1][0])
+    with pytest.raises(ValueError, match="discriminator.pack_at must be 'input' or 'features', got 'middle'"):
+        DiscriminatorConfig(**kw, pack_at="middle").validate()
+
+
 def test_class_confidence_hinges_the_generators_class_term_per_fake():
     """G's AC term is max(0, CE - (-log tau)) per fake: fakes whose asked class D's classifier already
     gives probability >= tau add nothing, the others their cross-entropy less the margin."""
@@ -216,6 +239,7 @@ def test_mode_seeking_pairs_share_their_class_in_a_conditional_run(monkeypatch):
 
 @pytest.mark.parametrize("overrides, slots", [
     (["discriminator.pack=4"], [0, 0, 0, 0, 1, 1, 1, 1]),  # two packs of four
+    (["discriminator.pack=2", "discriminator.pack_at=features"], [0, 0, 1, 1, 2, 2, 3, 3]),  # packs joined late
     (["train.class_groups=true"], [0, 1, 0, 1, 0, 1, 0, 1]),  # the minibatch-stddev groups: i mod N/G
     (["discriminator.pack=2", "train.diversity=0.1"], [0, 0, 1, 1, 0, 0, 1, 1]),  # packs, and halves paired
     # groups of three (i mod 4) and the pairs (i, i + 6) chain groups 0 and 2, 1 and 3

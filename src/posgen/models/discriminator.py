@@ -23,13 +23,17 @@ class DiscriminatorConfig:
     mbstd_group: int = 4
     mbstd_channels: int = 1
     adaptive_pool: bool = False  # Xu et al. 3.5: 2x2 adaptive average pool before the linear layers
-    pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images of one kind, stacked along channels
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images of one kind
                    # (of one class too in class-conditional runs: GANTrainer draws each pack from one class)
+    pack_at: str = "input"  # "input": a pack's images stacked along channels (PacGAN); "features": each image through
+                            # the trunk alone (per-image class head), the pack's feature vectors joined before the logit
     num_classes: int = 0  # > 0: D(x, c) by projection onto an embedding of the classes (StyleGAN2-ADA)
 
     def validate(self) -> None:
         if self.pack < 1:
             raise ValueError(f"discriminator.pack must be >= 1, got {self.pack}")
+        if self.pack_at not in ("input", "features"):
+            raise ValueError(f"discriminator.pack_at must be 'input' or 'features', got {self.pack_at!r}")
         if self.num_classes < 0 or self.num_classes == 1:
             raise ValueError(f"discriminator.num_classes must be 0 (unconditional) or at least 2, got {self.num_classes}")
 
@@ -71,7 +75,8 @@ def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor
 class Discriminator(nn.Module):
     """D(images, classes) -> logits [N / pack]. Takes `resolution`-sized inputs, or any multiple-of-4 size
     whose downsampled feature is at least 2x2 when `adaptive_pool` is on. With `pack` > 1, images
-    n*pack .. n*pack + pack - 1 are stacked along channels and judged together (PacGAN): a collapsed
+    n*pack .. n*pack + pack - 1 are judged together (PacGAN; stacked along channels unless `pack_at` is
+    "features", below): a collapsed
     G gives packs of near-identical images, which D can tell from packs of distinct real ones.
 
     With `num_classes` K > 0, `classes` (int64 [N]) are required and D is conditional by projection
@@ -79,7 +84,12 @@ class Discriminator(nn.Module):
     c4 channels, the classes of a pack (its K-way one-hots side by side) are embedded to e of the same
     size, and the logit is <f, e> / sqrt(c4). It also has an auxiliary classifier head (AC-GAN, Odena et
     al. 2017) on the same features: `classify=True` returns (logits, class logits [N, K]), one row
-    per image of each pack; the trainer uses it when `train.class_weight` > 0."""
+    per image of each pack; the trainer uses it when `train.class_weight` > 0.
+
+    With `pack_at` "features" the images of a pack are joined late: each image goes through the trunk on its
+    own (so the classifier head reads single images), and a pack's feature vectors, side by side, pass one more
+    fully-connected layer before the logit, which can still tell a pack of near-identical images from one of
+    distinct reals."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -87,16 +97,19 @@ class Discriminator(nn.Module):
         if r < 8 or r & (r - 1):
             raise ValueError(f"discriminator resolution must be a power of two >= 8, got {r}")
         self.cfg = cfg
-        self.fromrgb = EqualConv2d(cfg.img_channels * cfg.pack, cfg.channels(r), 1, activation=True)
+        self.early = cfg.pack if cfg.pack_at == "input" else 1  # images stacked along the input channels
+        self.late = cfg.pack // self.early  # feature vectors joined after the trunk
+        self.fromrgb = EqualConv2d(cfg.img_channels * self.early, cfg.channels(r), 1, activation=True)
         self.blocks = nn.Sequential(*[DiscriminatorBlock(cfg.channels(res), cfg.channels(res // 2))
                                       for res in [r // 2**k for k in range(int(math.log2(r)) - 2)]])
         c4 = cfg.channels(4)
         self.conv = EqualConv2d(c4 + cfg.mbstd_channels, c4, 3, padding=1, activation=True)
         side = 2 if cfg.adaptive_pool else 4
         self.fc = EqualLinear(c4 * side * side, c4, activation=True)
+        self.join = EqualLinear(c4 * self.late, c4, activation=True) if self.late > 1 else None
         self.out = EqualLinear(c4, c4 if cfg.num_classes else 1)
         self.embed = EqualLinear(cfg.num_classes * cfg.pack, c4) if cfg.num_classes else None
-        self.classifier = EqualLinear(c4, cfg.num_classes * cfg.pack) if cfg.num_classes else None
+        self.classifier = EqualLinear(c4, cfg.num_classes * self.early) if cfg.num_classes else None
 
     def forward(self, img: torch.Tensor, classes: torch.Tensor | None = None,
                 classify: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -109,12 +122,12 @@ class Discriminator(nn.Module):
         n, c, h, w = img.shape
         if n % self.cfg.pack:
             raise ValueError(f"discriminator packs {self.cfg.pack} images: got a batch of {n}")
-        x = self.blocks(self.fromrgb(img.reshape(n // self.cfg.pack, c * self.cfg.pack, h, w)))
+        x = self.blocks(self.fromrgb(img.reshape(n // self.early, c * self.early, h, w)))
         x = self.conv(minibatch_stddev(x, self.cfg.mbstd_group, self.cfg.mbstd_channels))
         if self.cfg.adaptive_pool:
             x = F.adaptive_avg_pool2d(x, 2)  # [N, C, 2, 2]
-        features = self.fc(x.flatten(1))
-        x = self.out(features)
+        features = self.fc(x.flatten(1))  # [N / early, c4]
+        x = self.out(features if self.join is None else self.join(features.reshape(n // self.cfg.pack, -1)))
         if self.embed is None:
             if classes is not None or classify:
                 raise ValueError("this discriminator is unconditional (num_classes 0): it takes no classes")
