@@ -23,6 +23,13 @@ from torch import nn
 from posgen.ops import EqualConv2d, EqualLinear, blur_downsample
 
 
+def glyph_shape(images: torch.Tensor) -> torch.Tensor:
+    """The shape of images [N, C, H, W]: HSV's value (the largest channel), standardised per image, [N, 1, H, W].
+    Blind to hue and to overall brightness and contrast, which G's last to-RGB sets cheaply."""
+    v = images.amax(1, keepdim=True)
+    return (v - v.mean(dim=(2, 3), keepdim=True)) / (v.std(dim=(2, 3), keepdim=True) + 1e-4)
+
+
 class CodeRegressor(nn.Module):
     """Q: images [N, C, H, W] in [-1, 1] -> estimates of `codes` latent coordinates [N, codes]. A small
     conv net (1x1 from the value channel, then 3x3 conv + blur-downsample down to 4x4, `width` channels)
@@ -40,9 +47,7 @@ class CodeRegressor(nn.Module):
         self.out = EqualLinear(width * 16, codes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        v = images.amax(1, keepdim=True)
-        v = (v - v.mean(dim=(2, 3), keepdim=True)) / (v.std(dim=(2, 3), keepdim=True) + 1e-4)
-        x = self.fromvalue(v)
+        x = self.fromvalue(glyph_shape(images))
         for conv in self.convs:
             x = blur_downsample(conv(x))
         return self.out(F.adaptive_avg_pool2d(x, 4).flatten(1))

@@ -166,6 +166,10 @@ class GANTrainConfig(TrainConfig):
     latent_codes: int = 0          # InfoGAN (Chen et al. 2016): this many coordinates of z that a network Q must read back
                                    # from the shape of G's images (training/codes.py); 0: off
     code_weight: float = 1.0       # weight of InfoGAN's term (G and Q minimise it together)
+    nearest_weight: float = 0.0    # IMLE (Li & Malik 2018): each real pulls the nearest of G's samples (same class) to it,
+                                   # compared by glyph shape (training/codes.py); weight of that squared error; 0: off
+    nearest_candidates: int = 8    # G's samples drawn per real to find the nearest one
+    nearest_interval: int = 4      # lazy, as R1: the pull every this many G steps, its weight times this
     xflip: bool = True
     w_avg_beta: float = 0.995      # tracking of the mean w for truncation
     blur_sigma: float = 0.0        # StyleGAN3: Gaussian blur of D's inputs, sigma in pixels at the start ...
@@ -190,6 +194,9 @@ class GANTrainConfig(TrainConfig):
         if self.latent_codes < 0 or not 0 <= self.code_weight < math.inf:
             raise ValueError(f"train.latent_codes and train.code_weight must be >= 0, got {self.latent_codes} "
                              f"and {self.code_weight}")
+        if not 0 <= self.nearest_weight < math.inf or self.nearest_candidates < 1 or self.nearest_interval < 1:
+            raise ValueError(f"train.nearest_weight must be >= 0, train.nearest_candidates and train.nearest_interval "
+                             f">= 1, got {self.nearest_weight}, {self.nearest_candidates} and {self.nearest_interval}")
         self.augment.validate()
         self.multiscale.validate()
 

@@ -24,7 +24,7 @@ from posgen.models.base import MappedGenerator, RenderOptions
 from posgen.models.discriminator import mbstd_group
 from posgen.ops.mapping import with_class
 from posgen.sampling import render_seeds
-from posgen.training.codes import CodeRegressor
+from posgen.training.codes import CodeRegressor, glyph_shape
 from posgen.training.loss import StyleGANLoss
 from posgen.errors import ConfigError
 from posgen.training.distributed import ranks
@@ -35,7 +35,7 @@ from posgen.viz import save_image_grid
 
 # stream ids for step_generator
 # (7 is the multi-scale sampler's)
-_DATA, _LATENT, _MIX, _FLIP, _NOISE, _CYLINDER, _AUGMENT_G, _AUGMENT_D = 0, 1, 2, 3, 4, 5, 6, 8
+_DATA, _LATENT, _MIX, _FLIP, _NOISE, _CYLINDER, _AUGMENT_G, _AUGMENT_D, _NEAREST = 0, 1, 2, 3, 4, 5, 6, 8, 9
 
 
 TRAINING_RENDER = RenderOptions(noise_mode="random")
@@ -107,6 +107,7 @@ class GANTrainer:
         self.scales = MultiScaleSampler(ms.sizes, ms.probs, self.seed) if ms.sizes else None
         self.step = 0
         self.seconds = 0.0
+        self.last_nearest = float("nan")  # the last nearest-sample pull's loss (train.nearest_weight)
 
     # ---- one iteration -------------------------------------------------------------------
     def _class_slots(self) -> torch.Tensor | None:
@@ -167,14 +168,44 @@ class GANTrainer:
         if self.class_slots is not None:  # each class slot's fakes ask for the class of its first latent
             z[0] = with_class(z[0], G.mapping.classes(z[0, self.slot_leaders])[self.class_slots], G.mapping.num_classes)
         z = torch.stack([self.ranks.shard(z[0], self.interleave), self.ranks.shard(z[1], self.interleave)]).to(self.device)
-        if not isinstance(G, MappedGenerator):  # a mapping-free generator (DCGAN) renders from z itself
-            return z[0], z[0]
-        ws = G.mapping(z[0])[:, None].repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
+        ws = self._styles(z[0])
+        if not isinstance(G, MappedGenerator):
+            return ws, z[0]
         mix = step_generator(self.seed, step, _MIX)
         if t.style_mixing > 0 and torch.rand([], generator=mix) < t.style_mixing:
             cutoff = int(torch.randint(1, G.num_ws, [], generator=mix))
             ws[:, cutoff:] = G.mapping(z[1])[:, None]
         return ws, z[0]
+
+    def _styles(self, z: torch.Tensor) -> torch.Tensor:
+        """G's input for latents z [N, z_dim]: one style per layer [N, num_ws, w_dim], or z itself for a
+        mapping-free generator (DCGAN)."""
+        if not isinstance(self.G, MappedGenerator):
+            return z
+        return self.G.mapping(z)[:, None].repeat(1, self.G.num_ws, 1)
+
+    def _nearest_pull(self, step: int, reals: torch.Tensor, real_classes: torch.Tensor | None, grid: Grid) -> torch.Tensor:
+        """IMLE's term (Li & Malik 2018, Alg. 1): G draws `nearest_candidates` samples per real image (of the
+        real's class in a conditional run); each real picks the nearest of the batch's candidates of its class by
+        glyph shape (HSV value standardised per image), which is drawn again with gradients and pulled towards
+        the real: the mean squared error of their shapes. Where the adversarial loss lets G drop glyphs (a
+        collapse costs D's loss little), this term makes every real glyph have a latent whose image resembles
+        it, the recall that a collapsed G lacks. Hue is left to D. Pooling the candidates of one class gives
+        each real more of them at no cost: with `train.class_groups` a group's four reals share 4 × K."""
+        n, k, z_dim = len(reals), self.cfg.train.nearest_candidates, self.cfg.model.z_dim
+        z = torch.randn(n * k, z_dim, generator=step_generator(self.seed, step, _NEAREST)).to(self.device)
+        if real_classes is not None:
+            z = with_class(z, real_classes.repeat_interleave(k), self.G.mapping.num_classes)
+        target = glyph_shape(reals)
+        with torch.no_grad():
+            candidates = glyph_shape(resize(self._fakes(self._styles(z), grid), reals.shape[-1]))
+            distance = torch.cdist(target.flatten(1), candidates.flatten(1)).square()  # [n, n * k]
+            if real_classes is not None:  # candidates of another class are out of reach
+                other = real_classes[:, None] != real_classes.repeat_interleave(k)[None, :]
+                distance = distance.masked_fill(other, float("inf"))
+            nearest = z[distance.argmin(1)]
+        drawn = resize(self._fakes(self._styles(nearest), grid), reals.shape[-1])
+        return (glyph_shape(drawn) - target).square().mean()
 
     def _fakes(self, ws: torch.Tensor, grid: Grid) -> torch.Tensor:
         if isinstance(self.G, MappedGenerator):
@@ -203,6 +234,10 @@ class GANTrainer:
             if self.Q is not None:
                 loss_codes = self.Q.loss(fakes, z[:, self.code_offset:self.code_offset + t.latent_codes])
                 loss_G = loss_G + t.code_weight * loss_codes
+            do_nearest = t.nearest_weight > 0 and step % t.nearest_interval == 0
+            if do_nearest:
+                loss_nearest = self._nearest_pull(step, reals, real_classes, grid)
+                loss_G = loss_G + t.nearest_weight * t.nearest_interval * loss_nearest
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G).backward()
         loss_G = rk.reduce(self.G_params, loss_G)
@@ -228,6 +263,10 @@ class GANTrainer:
         self.step += 1
         if self.Q is not None:
             stats["loss/codes"] = loss_codes.item()
+        if do_nearest:
+            self.last_nearest = loss_nearest.item()
+        if t.nearest_weight > 0:  # the last pull's, every step (the log averages over steps)
+            stats["loss/nearest"] = self.last_nearest
         return rk.mean_stats({"loss/G": loss_G.item(), **stats, "scale": size})
 
     @torch.no_grad()
