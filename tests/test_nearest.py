@@ -2,6 +2,8 @@
 candidates of its class by glyph shape, and G is pulled towards it."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from posgen.errors import ConfigError
 from posgen.families import FAMILIES
 from posgen.training.codes import glyph_shape
 from posgen.training.gan import GANTrainer
+from posgen.training.loop import train
 
 
 def test_glyph_shape_ignores_hue_and_brightness_but_not_the_stroke():
@@ -82,13 +85,24 @@ def test_the_pull_alone_draws_g_towards_the_reals():
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10, losses
 
 
-def test_lazy_pull_runs_on_its_interval_and_is_logged():
-    cfg = tiny_run("digits-baseline", "train.nearest_weight=2", "train.nearest_interval=2")
+def test_lazy_pull_runs_on_its_interval_and_its_log_averages_the_steps_that_pulled(tmp_path, monkeypatch):
+    cfg = tiny_run("digits-baseline", "train.nearest_weight=2", "train.nearest_interval=2", "train.kimg=0.016",
+                   "train.log_kimg=0.016")
     trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=0)
-    first = trainer.train_step()["loss/nearest"]
-    second = trainer.train_step()["loss/nearest"]  # step 1: no pull, the last one's value
-    third = trainer.train_step()["loss/nearest"]
-    assert first > 0 and second == first and third != first
+    assert [("loss/nearest" in trainer.train_step()) for _ in range(3)] == [True, False, True]
+    calls = []
+    real_pull = GANTrainer._nearest_pull
+
+    def pull(self, *args):
+        loss = real_pull(self, *args)
+        calls.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(GANTrainer, "_nearest_pull", pull)
+    train(cfg, tmp_path / "run", progress=False)
+    line = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
+    assert len(calls) == 2 and line["step"] == 4  # steps 0 and 2 of four
+    assert line["loss/nearest"] == pytest.approx(sum(calls) / 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -66,8 +66,8 @@ def test_padding_free_mspe_is_the_most_shift_consistent():
 
 def test_the_shipped_conditional_baseline_draws_the_digit_asked_for():
     """`--class K` on digits-baseline-conditional: the digits classifier (98.9 % held out) reads the asked
-    digit in most of 8 seeds for nine classes of ten, and in 80 % of all 80 (10,000 free samples: 93 %
-    agreement; its weak class is "8", often drawn as a "2": 4.9 % of samples, docs/recipe.md)."""
+    digit in most of 8 seeds for every class, and in 90 % of all 80 (10,000 free samples: 97.8 % agreement,
+    every class 9-11 % of samples; docs/recipe.md, tenth session)."""
     from posgen.metrics.coverage import coverage_of_batches
 
     G, _, _ = load("digits-baseline-conditional")
@@ -76,4 +76,4 @@ def test_the_shipped_conditional_baseline_draws_the_digit_asked_for():
     for k in range(10):
         images = render_seeds(G, list(range(8)), Grid(32, 32), label=k).clamp(-1, 1)  # const noise: the default
         shares.append(coverage_of_batches([images])["fractions"][k])
-    assert sum(s >= 0.5 for s in shares) >= 9 and sum(shares) / 10 >= 0.8, shares
+    assert min(shares) >= 0.5 and sum(shares) / 10 >= 0.9, shares

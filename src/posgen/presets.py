@@ -30,11 +30,15 @@ DIGITS_CLASS_CONFIDENCE = 0.5
 # 74.9 / recall 0.094 / 4 classes to 61.5 / 0.254 / 7 with seed 0 (seed 1: 79.5 / 0.044 / 5, so the gain is
 # within the seed spread); StyleGAN2-ADA turns mixing off at CIFAR's size too
 DIGITS_STYLE_MIXING = 0.0
+# IMLE's nearest-sample pull (train.nearest_weight, Li & Malik 2018) at weight 8: digits-baseline in 38 minutes on
+# one thread (87 kimg) went from FID 27.3 / recall 0.015 / 9 classes / agreement 0.93 (the hinge alone, 150 kimg)
+# to 8.8 / 0.152 / 10 / 0.98; weights 0.5 and 2 gave 65.8 and 32.5 (docs/recipe.md, tenth session)
+DIGITS_NEAREST_WEIGHT = 8.0
 
 
 def _digits_run(name: str, description: str, model: Any, *, adaptive_pool: bool = False,
                 multiscale: MultiScaleConfig | None = None, style_mixing: float = 0.9, classes: int = 0,
-                class_weight: float = 0.0, class_confidence: float = 1.0) -> RunConfig:
+                class_weight: float = 0.0, class_confidence: float = 1.0, nearest_weight: float = 0.0) -> RunConfig:
     from posgen.config import RunConfig
     from posgen.data import BiasedDigitsConfig, DataConfig
     from posgen.models.discriminator import DiscriminatorConfig
@@ -48,7 +52,7 @@ def _digits_run(name: str, description: str, model: Any, *, adaptive_pool: bool 
                                           adaptive_pool=adaptive_pool, num_classes=classes),
         train=GANTrainConfig(batch_size=16, kimg=300, r1_gamma=0.1, ema_kimg=5, style_mixing=style_mixing, xflip=False,
                           snapshot_kimg=10, multiscale=multiscale or MultiScaleConfig(), class_weight=class_weight,
-                          class_confidence=class_confidence),
+                          class_confidence=class_confidence, nearest_weight=nearest_weight),
         # random hues, 4 coloured copies of each digit, 2 px jitter inside the corner: more variety
         # for D than 1,797 images in six colours, which it memorises quickly
         data=DataConfig(source="digits", digits=BiasedDigitsConfig(colors=None, copies=4, jitter=2)),
@@ -71,7 +75,7 @@ def _digits(name: str, description: str, *, adaptive_pool: bool = False,
                                        **model),
                        adaptive_pool=adaptive_pool, multiscale=multiscale, style_mixing=DIGITS_STYLE_MIXING,
                        classes=DIGITS_CLASSES, class_weight=DIGITS_CLASS_WEIGHT,
-                       class_confidence=DIGITS_CLASS_CONFIDENCE)
+                       class_confidence=DIGITS_CLASS_CONFIDENCE, nearest_weight=DIGITS_NEAREST_WEIGHT)
 
 
 def _digits_cips(name: str, description: str, **model) -> RunConfig:

@@ -107,7 +107,6 @@ class GANTrainer:
         self.scales = MultiScaleSampler(ms.sizes, ms.probs, self.seed) if ms.sizes else None
         self.step = 0
         self.seconds = 0.0
-        self.last_nearest = float("nan")  # the last nearest-sample pull's loss (train.nearest_weight)
 
     # ---- one iteration -------------------------------------------------------------------
     def _class_slots(self) -> torch.Tensor | None:
@@ -264,9 +263,7 @@ class GANTrainer:
         if self.Q is not None:
             stats["loss/codes"] = loss_codes.item()
         if do_nearest:
-            self.last_nearest = loss_nearest.item()
-        if t.nearest_weight > 0:  # the last pull's, every step (the log averages over steps)
-            stats["loss/nearest"] = self.last_nearest
+            stats["loss/nearest"] = loss_nearest.item()
         return rk.mean_stats({"loss/G": loss_G.item(), **stats, "scale": size})
 
     @torch.no_grad()

@@ -179,7 +179,8 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
     writer = SummaryWriter(str(out / "logs"))
     bar = tqdm(total=total, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
     sums: dict[str, float] = defaultdict(float)
-    count, started = 0, time.time()
+    counts: dict[str, int] = defaultdict(int)  # steps that reported each stat (lazy terms: R1, the nearest pull)
+    started = time.time()
     snapshotted = False  # by this process: the first checkpoint comes by train.first_snapshot_seconds
     try:
         with open(stats_path, "a") as log:
@@ -199,15 +200,15 @@ def _train(cfg: RunConfig | None, out: Path, ckpt_path: Path, ranks: distributed
                 for k, v in stats.items():
                     writer.add_scalar(k, v, global_step=step * t.batch_size)
                     sums[k] += v
-                count += 1
+                    counts[k] += 1
                 if step % log_steps == 0 or step == total:
                     line = {"step": step, "kimg": round(step * t.batch_size / 1000, 4),
                             "seconds": round(trainer.seconds, 3),
-                            **{k: round(v / count, 6) for k, v in sums.items()}}
+                            **{k: round(v / counts[k], 6) for k, v in sums.items()}}
                     log.write(json.dumps(line) + "\n")
                     log.flush()
                     sums.clear()
-                    count = 0
+                    counts.clear()
                 bar.update(1)
                 bar.set_postfix({"kimg": f"{step * t.batch_size / 1000:.1f}",
                                  "img/s": f"{stats['images_per_s']:.0f}",
