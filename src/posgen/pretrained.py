@@ -12,6 +12,7 @@ from pathlib import Path
 PRETRAINED: dict[str, str] = {
     "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding) on the biased digits, 32x32, packed D, 230 kimg",
     "digits-baseline-conditional": "the baseline, class-conditional with the nearest-sample pull (the digits presets' recipe: --class 0-9), 32x32, 87 kimg",
+    "digits-mspe-conditional": "MS-PE, class-conditional with the nearest-sample pull (the digits presets' recipe: --class 0-9), 32x32, 80 kimg",
     "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, packed D, 176 kimg",
     "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, packed D, 224 kimg",
     "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, packed D, 113 kimg",
