@@ -172,6 +172,24 @@ def test_shards_keep_the_minibatch_std_groups():
     assert sorted(union.tolist()) == list(range(8))  # every sample on exactly one rank
 
 
+@pytest.mark.parametrize("interleave", [1, 4])
+def test_gather_is_the_inverse_of_shard(monkeypatch, interleave):
+    """Each rank's `gather` of its shard rebuilds the global batch in its order (the nearest-sample pull
+    lets every real choose among the whole batch's candidates this way)."""
+    import posgen.training.distributed as distributed
+
+    full = torch.arange(8 * 3).view(8, 3)
+
+    def all_gather(parts, x):  # what gloo would deliver: rank q's shard in parts[q]
+        for q in range(2):
+            parts[q].copy_(Ranks(q, 2).shard(full, interleave))
+
+    monkeypatch.setattr(distributed.dist, "all_gather", all_gather)
+    for rank in range(2):
+        r = Ranks(rank, 2)
+        assert torch.equal(r.gather(r.shard(full, interleave), interleave), full)
+
+
 def test_batch_that_does_not_split_is_refused():
     with pytest.raises(ConfigError, match="train.batch_size 8 does not split over 3 processes"):
         Ranks(0, 3).local_batch(8)

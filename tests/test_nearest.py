@@ -60,8 +60,8 @@ def test_the_candidates_ask_for_the_real_class(monkeypatch):
     seen = []
     real_styles = trainer._styles
     monkeypatch.setattr(trainer, "_styles", lambda z: seen.append(z) or real_styles(z))
-    classes = torch.tensor([1, 7])
-    trainer._nearest_pull(5, torch.zeros(2, 3, 16, 16), classes, trainer._grid(5, 16))
+    classes = torch.tensor([1, 7, 7, 2])
+    trainer._nearest_pull(5, torch.rand(4, 3, 16, 16), classes, trainer._grid(5, 16))
     assert torch.equal(trainer.G.mapping.classes(seen[0]), classes.repeat_interleave(3))
     assert torch.equal(trainer.G.mapping.classes(seen[1]), classes)
 

@@ -59,6 +59,17 @@ class Ranks:
         return x.reshape(g, self.world_size, n // (g * self.world_size), *x.shape[1:])[:, self.rank].reshape(
             n // self.world_size, *x.shape[1:])
 
+    def gather(self, x: torch.Tensor, interleave: int = 1) -> torch.Tensor:
+        """The global-batch tensor [N, ...] of which each rank holds `shard(., interleave)` as x (the inverse
+        of `shard`, on every rank)."""
+        if self.world_size == 1:
+            return x
+        parts = [torch.empty_like(x) for _ in range(self.world_size)]
+        dist.all_gather(parts, x.contiguous())
+        n = x.shape[0] * self.world_size
+        g = interleave if interleave > 0 and n % (interleave * self.world_size) == 0 else 1
+        return torch.stack([p.reshape(g, -1, *x.shape[1:]) for p in parts], 1).reshape(n, *x.shape[1:])
+
     def reduce(self, params, loss: torch.Tensor) -> torch.Tensor:
         """Average the gradients of `params` and the value of `loss` over the ranks, in one all-reduce;
         returns the mean loss (non-finite on every rank when it is on one)."""

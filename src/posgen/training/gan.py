@@ -191,18 +191,24 @@ class GANTrainer:
         collapse costs D's loss little), this term makes every real glyph have a latent whose image resembles
         it, the recall that a collapsed G lacks. Hue is left to D. Pooling the candidates of one class gives
         each real more of them at no cost: with `train.class_groups` a group's four reals share 4 × K."""
-        n, k, z_dim = len(reals), self.cfg.train.nearest_candidates, self.cfg.model.z_dim
-        z = torch.randn(n * k, z_dim, generator=step_generator(self.seed, step, _NEAREST)).to(self.device)
-        if real_classes is not None:
-            z = with_class(z, real_classes.repeat_interleave(k), self.G.mapping.num_classes)
+        rk, t, z_dim = self.ranks, self.cfg.train, self.cfg.model.z_dim
+        k, batch = t.nearest_candidates, t.batch_size
+        # the whole batch's candidates, drawn alike on every rank; each rank renders those of its reals and the
+        # ranks share the shapes, so that every real chooses among all of the batch's (as in one process)
+        z = torch.randn(batch, k, z_dim, generator=step_generator(self.seed, step, _NEAREST)).to(self.device)
+        classes = rk.gather(real_classes, self.interleave) if real_classes is not None else None
+        if classes is not None:
+            z = with_class(z.flatten(0, 1), classes.repeat_interleave(k), self.G.mapping.num_classes).view(batch, k, z_dim)
+        mine = rk.shard(torch.arange(batch), self.interleave)
         target = glyph_shape(reals)
         with torch.no_grad():
-            candidates = glyph_shape(resize(self._fakes(self._styles(z), grid), reals.shape[-1]))
-            distance = torch.cdist(target.flatten(1), candidates.flatten(1)).square()  # [n, n * k]
-            if real_classes is not None:  # candidates of another class are out of reach
-                other = real_classes[:, None] != real_classes.repeat_interleave(k)[None, :]
+            local = glyph_shape(resize(self._fakes(self._styles(z[mine].flatten(0, 1)), grid), reals.shape[-1]))
+            candidates = rk.gather(local.view(len(reals), -1), self.interleave).view(batch * k, -1)
+            distance = torch.cdist(target.flatten(1), candidates).square()  # [local reals, batch * k]
+            if classes is not None:  # candidates of another class are out of reach
+                other = real_classes[:, None] != classes.repeat_interleave(k)[None, :]
                 distance = distance.masked_fill(other, float("inf"))
-            nearest = z[distance.argmin(1)]
+            nearest = z.flatten(0, 1)[distance.argmin(1)]
         drawn = resize(self._fakes(self._styles(nearest), grid), reals.shape[-1])
         return (glyph_shape(drawn) - target).square().mean()
 
