@@ -55,9 +55,13 @@ class Ranks:
         if self.world_size == 1:
             return x
         n = x.shape[0]
-        g = interleave if interleave > 0 and n % (interleave * self.world_size) == 0 else 1
+        g = self._groups(n, interleave)
         return x.reshape(g, self.world_size, n // (g * self.world_size), *x.shape[1:])[:, self.rank].reshape(
             n // self.world_size, *x.shape[1:])
+
+    def _groups(self, n: int, interleave: int) -> int:
+        """How many interleaved groups `shard` lays a global batch of n out in (1 where n does not split)."""
+        return interleave if interleave > 0 and n % (interleave * self.world_size) == 0 else 1
 
     def gather(self, x: torch.Tensor, interleave: int = 1) -> torch.Tensor:
         """The global-batch tensor [N, ...] of which each rank holds `shard(., interleave)` as x (the inverse
@@ -67,7 +71,7 @@ class Ranks:
         parts = [torch.empty_like(x) for _ in range(self.world_size)]
         dist.all_gather(parts, x.contiguous())
         n = x.shape[0] * self.world_size
-        g = interleave if interleave > 0 and n % (interleave * self.world_size) == 0 else 1
+        g = self._groups(n, interleave)
         return torch.stack([p.reshape(g, -1, *x.shape[1:]) for p in parts], 1).reshape(n, *x.shape[1:])
 
     def reduce(self, params, loss: torch.Tensor) -> torch.Tensor:

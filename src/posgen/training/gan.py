@@ -196,9 +196,9 @@ class GANTrainer:
         # the whole batch's candidates, drawn alike on every rank; each rank renders those of its reals and the
         # ranks share the shapes, so that every real chooses among all of the batch's (as in one process)
         z = torch.randn(batch, k, z_dim, generator=step_generator(self.seed, step, _NEAREST)).to(self.device)
-        classes = rk.gather(real_classes, self.interleave) if real_classes is not None else None
-        if classes is not None:
-            z = with_class(z.flatten(0, 1), classes.repeat_interleave(k), self.G.mapping.num_classes).view(batch, k, z_dim)
+        classes = rk.gather(real_classes, self.interleave).repeat_interleave(k) if real_classes is not None else None
+        if classes is not None:  # each candidate's class, [batch * k]
+            z = with_class(z.flatten(0, 1), classes, self.G.mapping.num_classes).view(batch, k, z_dim)
         mine = rk.shard(torch.arange(batch), self.interleave)
         target = glyph_shape(reals)
         with torch.no_grad():
@@ -206,7 +206,7 @@ class GANTrainer:
             candidates = rk.gather(local.view(len(reals), -1), self.interleave).view(batch * k, -1)
             distance = torch.cdist(target.flatten(1), candidates).square()  # [local reals, batch * k]
             if classes is not None:  # candidates of another class are out of reach
-                other = real_classes[:, None] != classes.repeat_interleave(k)[None, :]
+                other = real_classes[:, None] != classes[None, :]
                 distance = distance.masked_fill(other, float("inf"))
             nearest = z.flatten(0, 1)[distance.argmin(1)]
         drawn = resize(self._fakes(self._styles(nearest), grid), reals.shape[-1])
