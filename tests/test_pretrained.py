@@ -64,7 +64,11 @@ def test_padding_free_mspe_is_the_most_shift_consistent():
     assert means["digits-mspe"] > means["digits-baseline"], means
 
 
-@pytest.mark.parametrize("name", ["digits-baseline-conditional", "digits-mspe-conditional"])
+# the StyleGAN2 digits models trained with the presets' recipe (class-conditional, nearest-sample pull)
+CONDITIONAL = ["digits-baseline", "digits-sspe", "digits-mspe"]
+
+
+@pytest.mark.parametrize("name", CONDITIONAL)
 def test_the_shipped_conditional_models_draw_the_digit_asked_for(name):
     """`--class K` on the conditional baseline and MS-PE: the digits classifier (98.9 % held out) reads the
     asked digit in most of 8 seeds for every class, and in 90 % of all 80 (10,000 free samples: 97.8 % and

@@ -10,14 +10,12 @@ from importlib import resources
 from pathlib import Path
 
 PRETRAINED: dict[str, str] = {
-    "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding) on the biased digits, 32x32, packed D, 230 kimg",
-    "digits-baseline-conditional": "the baseline, class-conditional with the nearest-sample pull (the digits presets' recipe: --class 0-9), 32x32, 87 kimg",
-    "digits-mspe-conditional": "MS-PE, class-conditional with the nearest-sample pull (the digits presets' recipe: --class 0-9), 32x32, 80 kimg",
-    "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, packed D, 176 kimg",
-    "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, packed D, 224 kimg",
+    "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding), biased digits, 32x32, class-conditional with the nearest-sample pull (--class 0-9), 87 kimg",
+    "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, class-conditional with the nearest-sample pull, 94 kimg",
+    "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, class-conditional with the nearest-sample pull, 80 kimg",
     "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, packed D, 113 kimg",
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, packed D, best of 135 kimg by FID: 70 kimg",
-    "digits-mspe-nopad": "padding-free MS-PE, 32x32, packed D, 124 kimg",
+    "digits-mspe-nopad": "padding-free MS-PE, biased digits, 32x32, class-conditional with the nearest-sample pull, 64 kimg",
     "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, packed D, best of 150 kimg by FID: 130 kimg",
     "digits-mspe-resize": "MS-PE trained with random resizing, canvases 32-64 resized to D (Choi Sec. 4.2, Fig. 6d), packed D, best of 126 kimg by FID: 126 kimg",
     "digits-mspie-const": "MS-PIE, learned constant interpolated to 48/64 (Xu Tab. 5c), packed D, best of 85 kimg by FID: 30 kimg",
