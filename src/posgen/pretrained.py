@@ -13,7 +13,7 @@ PRETRAINED: dict[str, str] = {
     "digits-baseline": "StyleGAN2 baseline (learned constant, zero padding), biased digits, 32x32, class-conditional with the nearest-sample pull (--class 0-9), 87 kimg",
     "digits-sspe": "SS-PE: sinusoid input only at 4x4 (Choi Eq. 4), biased digits, 32x32, class-conditional with the nearest-sample pull, 94 kimg",
     "digits-mspe": "MS-PE: sinusoids at every scale (Choi Eq. 3), biased digits, 32x32, class-conditional with the nearest-sample pull, 80 kimg",
-    "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, packed D, 113 kimg",
+    "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, class-conditional with the nearest-sample pull, 63 kimg",
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, packed D, best of 135 kimg by FID: 70 kimg",
     "digits-mspe-nopad": "padding-free MS-PE, biased digits, 32x32, class-conditional with the nearest-sample pull, 64 kimg",
     "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, packed D, best of 150 kimg by FID: 130 kimg",
