@@ -51,9 +51,10 @@ def test_pretrained_command_lists_names(capsys):
 
 def test_padding_free_mspe_is_the_most_shift_consistent():
     """Choi Fig. 2(d) / Xu Sec. 3 on a small fixed protocol: 8 seeds, whole and half-pixel shifts up to 8 px.
-    Without padding the encoding is G's only positional cue, so the digit moves with the grid; MS-PE with
-    zero padding keeps the padding's cue and, trained with the non-collapsing recipe, is barely more
-    consistent than the baseline (docs/study.md F1)."""
+    Without padding the encoding is G's only positional cue, so the digit moves with the grid. With zero
+    padding, MS-PE trained with the pull recipe reads the corner from the padding and keeps its digit there,
+    less consistent than the baseline, whose learned constant moves with the grid by whole cells (docs/study.md
+    F1: 0.225 against 0.414 on 256 latents; the reverse of Choi et al.'s order)."""
     means = {}
     for name in ("digits-mspe-nopad", "digits-mspe", "digits-baseline"):
         G, cfg, _ = load(name)
@@ -61,7 +62,7 @@ def test_padding_free_mspe_is_the_most_shift_consistent():
                                 region=tuple(cfg.data.digits.region), max_shift=8, step=1.5, num_samples=8)
         means[name] = res["mean"]
     assert means["digits-mspe-nopad"] > max(means["digits-mspe"], means["digits-baseline"]) + 0.2, means
-    assert means["digits-mspe"] > means["digits-baseline"], means
+    assert means["digits-baseline"] > means["digits-mspe"] + 0.1, means
 
 
 # the StyleGAN2 digits models trained with the presets' recipe (class-conditional, nearest-sample pull)
