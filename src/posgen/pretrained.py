@@ -16,7 +16,7 @@ PRETRAINED: dict[str, str] = {
     "digits-nopad": "padding-free baseline: learned constant, no zero padding (Xu Tab. 2c), 32x32, class-conditional with the nearest-sample pull, 63 kimg",
     "digits-sspe-nopad": "padding-free, SPE input (Xu Tab. 2e), 32x32, packed D, best of 135 kimg by FID: 70 kimg",
     "digits-mspe-nopad": "padding-free MS-PE, biased digits, 32x32, class-conditional with the nearest-sample pull, 64 kimg",
-    "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, packed D, best of 150 kimg by FID: 130 kimg",
+    "digits-csg-nopad": "padding-free, Cartesian grid input (Xu Eq. 6, Tab. 2d), 32x32, class-conditional with the nearest-sample pull, 52 kimg (under-trained)",
     "digits-mspe-resize": "MS-PE trained with random resizing, canvases 32-64 resized to D (Choi Sec. 4.2, Fig. 6d), packed D, best of 126 kimg by FID: 126 kimg",
     "digits-mspie-const": "MS-PIE, learned constant interpolated to 48/64 (Xu Tab. 5c), packed D, best of 85 kimg by FID: 30 kimg",
     "digits-mspie-csg": "MS-PIE, Cartesian grid, interp (Xu Tab. 5d), packed D, best of 83 kimg by FID: 50 kimg",
