@@ -22,9 +22,11 @@ from posgen.viz import image_grid
 
 # (shipped model, what its row shows)
 MODELS = [
-    ("digits-baseline", "baseline StyleGAN2: layout from zero padding; shifted digits fade, ghost or stay in the corner"),
-    ("digits-mspe", "MS-PE (Choi et al.): sinusoids at every scale, zero padding kept: it also reads position from the padding"),
-    ("digits-mspe-nopad", "padding-free MS-PE (Xu et al.): position from the encoding alone, no border cue"),
+    ("digits-baseline", "baseline StyleGAN2: a periodic learned constant and zero padding; the digit moves by whole 8-px "
+                        "cells only, repeats on the wide canvas and vanishes when zoomed"),
+    ("digits-mspe", "MS-PE (Choi et al.) with zero padding: it reads the corner from the padding, so the digit stays "
+                    "there when the grid moves"),
+    ("digits-mspe-nopad", "padding-free MS-PE (Xu et al.): position from the encoding alone; the digit follows the grid"),
 ]
 SEEDS = [0, 1, 2]
 COLUMNS = [
@@ -68,7 +70,7 @@ def shift_score(G: Generator, samples: int = 32) -> float:
 
 
 def model_row(G: Generator, caption: str) -> Image.Image:
-    """The seeds (stacked) in every column's canvas, with the caption above."""
+    """The seeds (stacked) in every column's canvas, with the caption (one or more lines) above."""
     cells = []
     for title, canvas in COLUMNS:
         imgs = render_seeds(G, SEEDS, canvas.grid(G.default_grid()))
@@ -76,11 +78,12 @@ def model_row(G: Generator, caption: str) -> Image.Image:
         col = col.resize((col.width * SCALE, col.height * SCALE), Image.NEAREST)
         cells.append(_label(col, title))
     width = sum(c.width for c in cells) + 8 * (len(cells) - 1)
-    row = Image.new("RGB", (width + 8, max(c.height for c in cells) + 20), (255, 255, 255))
-    ImageDraw.Draw(row).text((4, 3), caption, fill=(0, 0, 0))
+    top = 6 + 12 * (caption.count("\n") + 1)
+    row = Image.new("RGB", (width + 8, max(c.height for c in cells) + top + 2), (255, 255, 255))
+    ImageDraw.Draw(row).multiline_text((4, 3), caption, fill=(0, 0, 0), spacing=2)
     x = 4
     for c in cells:
-        row.paste(c, (x, 18))
+        row.paste(c, (x, top))
         x += c.width + 8
     return row
 
@@ -99,7 +102,7 @@ def run_demo(out: Path, minutes: float = 6.0, retrain: bool = False) -> tuple[Pa
     for name, what in MODELS:
         G, source = demo_generator(name, out, minutes, retrain)
         scores[name] = shift_score(G)
-        rows.append(model_row(G, f"{name} ({source}) - {what}; shift consistency {scores[name]:.2f}"))
+        rows.append(model_row(G, f"{name} ({source}), shift consistency {scores[name]:.2f}\n{what}"))
     width = max(r.width for r in rows)
     pic = Image.new("RGB", (width, sum(r.height for r in rows) + 24), (255, 255, 255))
     ImageDraw.Draw(pic).text((4, 4), "Same seeds, same grids: compare each column across the rows "
