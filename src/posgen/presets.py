@@ -34,6 +34,9 @@ DIGITS_STYLE_MIXING = 0.0
 # one thread (87 kimg) went from FID 27.3 / recall 0.015 / 9 classes / agreement 0.93 (the hinge alone, 150 kimg)
 # to 8.8 / 0.152 / 10 / 0.98; weights 0.5 and 2 gave 65.8 and 32.5 (docs/recipe.md, tenth session)
 DIGITS_NEAREST_WEIGHT = 8.0
+# what the conditional digits presets (StyleGAN2 and CIPS) pass to _digits_run
+DIGITS_RECIPE = dict(classes=DIGITS_CLASSES, class_weight=DIGITS_CLASS_WEIGHT, class_confidence=DIGITS_CLASS_CONFIDENCE,
+                     nearest_weight=DIGITS_NEAREST_WEIGHT)
 
 
 def _digits_run(name: str, description: str, model: Any, *, adaptive_pool: bool = False,
@@ -74,20 +77,22 @@ def _digits(name: str, description: str, *, adaptive_pool: bool = False,
                                        channel_base=DIGITS_BASE, channel_max=DIGITS_CMAX, num_classes=DIGITS_CLASSES,
                                        **model),
                        adaptive_pool=adaptive_pool, multiscale=multiscale, style_mixing=DIGITS_STYLE_MIXING,
-                       classes=DIGITS_CLASSES, class_weight=DIGITS_CLASS_WEIGHT,
-                       class_confidence=DIGITS_CLASS_CONFIDENCE, nearest_weight=DIGITS_NEAREST_WEIGHT)
+                       **DIGITS_RECIPE)
 
 
 def _digits_cips(name: str, description: str, **model) -> RunConfig:
     # 8 ModFC layers of width 48 (4 pairs, each with a to-RGB), 64 Fourier + 64 embedding channels:
     # the training speed of digits-mspe on one CPU thread (benchmarks/train_step.py: 73 vs 76 img/s;
-    # width 64 gives 55). Anokhin et al. train without style mixing (App. D, Fig. 19).
+    # width 64 gives 55). Anokhin et al. train without style mixing (App. D, Fig. 19). The StyleGAN2 digits
+    # recipe (class-conditional, hinged AC term, the pull): unconditional with the pull (n8, 65 kimg) CIPS
+    # reached FID 38.5 / 9 classes against the packed recipe's 46.2 / 9 at 120 kimg (docs/recipe.md)
     from posgen.models.cips import CIPSConfig
 
     return _digits_run(name, description,
                        CIPSConfig(resolution=DIGITS_RES, z_dim=128, w_dim=128, mapping_layers=4, width=48,
-                                  num_layers=8, fourier_channels=64, embedding_channels=64, **model),
-                       style_mixing=0.0)
+                                  num_layers=8, fourier_channels=64, embedding_channels=64,
+                                  num_classes=DIGITS_CLASSES, **model),
+                       style_mixing=0.0, **DIGITS_RECIPE)
 
 
 def _panorama_cips() -> RunConfig:
