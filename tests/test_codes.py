@@ -77,7 +77,8 @@ def test_the_generator_step_trains_g_and_q_on_the_coordinates_after_the_class(mo
 
 
 def test_unconditional_codes_start_at_the_first_coordinate():
-    cfg = tiny_run("digits-cips", "train.latent_codes=2")
+    cfg = tiny_run("digits-cips", "train.latent_codes=2", "model.num_classes=0", "discriminator.num_classes=0",
+                   "train.class_weight=0")
     trainer = GANTrainer(cfg, FAMILIES[cfg.family], seed=0)
     assert cfg.discriminator.num_classes == 0 and trainer.code_offset == 0
 
