@@ -85,7 +85,8 @@ def _digits_cips(name: str, description: str, **model) -> RunConfig:
     # the training speed of digits-mspe on one CPU thread (benchmarks/train_step.py: 73 vs 76 img/s;
     # width 64 gives 55). Anokhin et al. train without style mixing (App. D, Fig. 19). The StyleGAN2 digits
     # recipe (class-conditional, hinged AC term, the pull): unconditional with the pull (n8, 65 kimg) CIPS
-    # reached FID 38.5 / 9 classes against the packed recipe's 46.2 / 9 at 120 kimg (docs/recipe.md)
+    # reached FID 38.5 / 9 classes against the packed recipe's 46.2 / 9 at 120 kimg; with the whole recipe
+    # 10.0 / 10 classes at 66 kimg in 36 minutes (docs/recipe.md, twelfth session)
     from posgen.models.cips import CIPSConfig
 
     return _digits_run(name, description,
